@@ -1,0 +1,267 @@
+// Package appliance is the composition root: it opens the keyring, the store
+// and the certificates, wires the domain packages to the web interface, and
+// runs the listeners. It is the only package that knows all the others.
+package appliance
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/sealpost/sealpost/appliance/certs"
+	"github.com/sealpost/sealpost/appliance/config"
+	"github.com/sealpost/sealpost/appliance/keyring"
+	"github.com/sealpost/sealpost/appliance/setup"
+	"github.com/sealpost/sealpost/appliance/store"
+	"github.com/sealpost/sealpost/ui"
+)
+
+// Options are what the caller gives the appliance besides its configuration.
+type Options struct {
+	Version string
+	Logger  zerolog.Logger
+	Stdout  io.Writer // the setup line is printed here; nil means os.Stdout
+}
+
+// App is a running appliance.
+type App struct {
+	cfg      config.Config
+	opts     Options
+	log      zerolog.Logger
+	keys     *keyring.Keyring
+	store    *store.Store
+	certs    *certs.Manager
+	setup    *setup.Gate
+	web      *ui.Server
+	registry *prometheus.Registry
+	serving  atomic.Bool
+}
+
+// Open unlocks the keyring, opens and migrates the store, and prepares the
+// certificates and the web interface. It binds no ports: Serve does.
+func Open(ctx context.Context, cfg config.Config, opts Options) (app *App, err error) {
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	a := &App{cfg: cfg, opts: opts, log: opts.Logger, registry: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+
+	if a.keys, err = keyring.Open(cfg.KeyFile, cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if a.store, err = store.Open(cfg.DataDir, a.keys, store.Options{Logger: a.log.With().Str("component", "store").Logger()}); err != nil {
+		return nil, err
+	}
+	if err = a.store.Migrate(ctx, migrations); err != nil {
+		return nil, err
+	}
+	if a.setup, err = setup.Prepare(a.store, cfg.DataDir); err != nil {
+		return nil, err
+	}
+	a.certs, err = certs.Open(ctx, certs.Config{
+		Mode: cfg.TLS.Mode, Hostname: cfg.Hostname,
+		CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile,
+		ACME:   certs.ACMEConfig{DirectoryURL: cfg.TLS.ACME.DirectoryURL, Email: cfg.TLS.ACME.Email, CAFile: cfg.TLS.ACME.CAFile},
+		Cache:  a.store.AutocertCache("tls/"),
+		Logger: a.log.With().Str("component", "certs").Logger(),
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sealpost_build_info", Help: "Always 1; the version is a label.",
+		ConstLabels: prometheus.Labels{"version": opts.Version},
+	})
+	buildInfo.Set(1)
+	a.registry.MustRegister(buildInfo)
+
+	a.web, err = ui.New(ui.Options{
+		Logger:     a.log.With().Str("component", "http").Logger(),
+		Version:    opts.Version,
+		Setup:      a.setup,
+		SetupFacts: a.setupFacts,
+		Ready:      a.Ready,
+		HSTS:       a.certs.Trusted,
+		Registry:   a.registry,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Ready reports nil once the store is healthy and the listeners are up.
+func (a *App) Ready() error {
+	if err := a.store.Healthy(); err != nil {
+		return errors.New("store unavailable")
+	}
+	if !a.serving.Load() {
+		return errors.New("listeners not up")
+	}
+	return nil
+}
+
+// setupFacts tells the setup page what this appliance is.
+func (a *App) setupFacts() ui.SetupFacts {
+	f := ui.SetupFacts{Hostname: a.hostname(), CertMode: a.cfg.TLS.Mode}
+	if a.cfg.TLS.Mode == config.TLSSelfSigned {
+		f.CertMode = "Self-signed (made on this appliance)"
+		if cert, err := a.certs.TLSConfig().GetCertificate(&tls.ClientHelloInfo{ServerName: a.hostname()}); err == nil && len(cert.Certificate) > 0 {
+			sum := sha256.Sum256(cert.Certificate[0])
+			f.CertFingerprint = colonHex(sum[:])
+		}
+	}
+	return f
+}
+
+func colonHex(b []byte) string {
+	s := strings.ToUpper(hex.EncodeToString(b))
+	parts := make([]string, 0, len(b))
+	for i := 0; i < len(s); i += 2 {
+		parts = append(parts, s[i:i+2])
+	}
+	return strings.Join(parts, ":")
+}
+
+// hostname is the name users reach the appliance by.
+func (a *App) hostname() string {
+	if a.cfg.Hostname != "" {
+		return a.cfg.Hostname
+	}
+	return "localhost"
+}
+
+// Serve binds the listeners, prints the setup line while setup is pending,
+// tells systemd it is ready, and serves until ctx is done; then it shuts the
+// listeners down gracefully.
+func (a *App) Serve(ctx context.Context) error {
+	type server struct {
+		name string
+		srv  *http.Server
+		ln   net.Listener
+	}
+	var servers []server
+	closeAll := func() {
+		for _, s := range servers {
+			s.ln.Close()
+		}
+	}
+	bind := func(name, addr string, h http.Handler, tlsConfig *tls.Config) error {
+		if addr == "" {
+			return nil
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen for %s on %s: %w", name, addr, err)
+		}
+		srv := ui.NewHTTPServer(h, a.log.With().Str("component", name).Logger())
+		if tlsConfig != nil {
+			ln = tls.NewListener(ln, tlsConfig)
+		}
+		servers = append(servers, server{name, srv, ln})
+		a.log.Info().Str("listener", name).Str("addr", ln.Addr().String()).Msg("listening")
+		return nil
+	}
+
+	if err := bind("https", a.cfg.HTTPS.Listen, a.web.Handler(), a.certs.TLSConfig()); err != nil {
+		closeAll()
+		return err
+	}
+	httpsPort := portOf(servers[0].ln.Addr())
+	if err := bind("http", a.cfg.HTTP.Listen, a.certs.HTTPHandler(ui.RedirectToHTTPS(httpsPort)), nil); err != nil {
+		closeAll()
+		return err
+	}
+	metricsHandler := http.NewServeMux()
+	metricsHandler.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{Registry: a.registry}))
+	if err := bind("metrics", a.cfg.Metrics.Listen, metricsHandler, nil); err != nil {
+		closeAll()
+		return err
+	}
+
+	errc := make(chan error, len(servers))
+	var wg sync.WaitGroup
+	for _, s := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s listener: %w", s.name, err)
+			}
+		}()
+	}
+	a.serving.Store(true)
+
+	if token := a.setup.Token(); token != "" {
+		host := a.hostname()
+		if h, _, err := net.SplitHostPort(a.cfg.HTTPS.Listen); err == nil && h != "" && !net.ParseIP(h).IsUnspecified() && a.cfg.Hostname == "" {
+			host = h
+		}
+		fmt.Fprintf(a.opts.Stdout, "setup: https://%s/setup?token=%s\n", net.JoinHostPort(host, httpsPort), token)
+		a.log.Info().Str("token_file", a.cfg.DataDir+"/"+setup.TokenFile).Msg("setup pending: open the setup link printed above")
+	}
+	if err := notifySystemd("READY=1\nSTATUS=Serving"); err != nil {
+		a.log.Warn().Err(err).Msg("tell systemd we are ready")
+	}
+	a.log.Info().Str("version", a.opts.Version).Msg("sealpost ready")
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	a.serving.Store(false)
+	_ = notifySystemd("STOPPING=1")
+	a.log.Info().Msg("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		if err := s.srv.Shutdown(shutdownCtx); err != nil {
+			a.log.Warn().Err(err).Str("listener", s.name).Msg("graceful shutdown cut short")
+		}
+	}
+	wg.Wait()
+	return serveErr
+}
+
+func portOf(addr net.Addr) string {
+	_, port, _ := net.SplitHostPort(addr.String())
+	return port
+}
+
+// Close releases everything Open acquired. It is safe after a partial Open.
+func (a *App) Close() error {
+	var errs []error
+	if a.certs != nil {
+		errs = append(errs, a.certs.Close())
+	}
+	if a.store != nil {
+		errs = append(errs, a.store.Close())
+	}
+	if a.keys != nil {
+		a.keys.Close()
+	}
+	return errors.Join(errs...)
+}

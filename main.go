@@ -1,0 +1,235 @@
+// Command sealpost is the Sealpost secure messaging appliance: web interface,
+// SMTP gateway, encrypted store and certificates in one binary.
+//
+// Exit codes: 0 success, 1 failure, 2 usage or configuration error.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/sealpost/sealpost/appliance"
+	"github.com/sealpost/sealpost/appliance/config"
+	"github.com/sealpost/sealpost/appliance/fault"
+)
+
+// version is stamped at build time: -ldflags "-X main.version=…".
+var version = "dev"
+
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// command is one subcommand: its words, usage line, help and action.
+type command struct {
+	name    string // one or two words, e.g. "config check"
+	args    string // what follows the name in the usage line
+	summary string
+	help    string
+	run     func(env *environment, args []string) int
+}
+
+// environment is what a command may touch, so tests can run commands in
+// process.
+type environment struct {
+	stdout, stderr io.Writer
+	environ        []string
+	ctx            context.Context
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "[--config FILE]", "Run the appliance.",
+			"Starts the web interface, the store and the certificates with the boot configuration\n" +
+				"(built-in defaults, then FILE or /etc/sealpost/sealpost.toml, then SEALPOST_*\n" +
+				"environment variables). While setup is not finished it prints the setup link with\n" +
+				"its one-time token. Stops gracefully on SIGTERM or SIGINT.", runServe},
+		{"config check", "[--config FILE] [--describe]", "Validate the boot configuration.",
+			"Loads the configuration as serve would and reports every invalid value, one per line,\n" +
+				"naming its key; exits 2 when there is any. With --describe, prints the effective\n" +
+				"configuration as a commented TOML file (with no file and no environment: the sample).", runConfigCheck},
+		{"version", "", "Print the version.", "Prints the version, the Go version and the platform.", runVersion},
+		{"help", "[COMMAND]", "Show help for a command.", "Without COMMAND, lists the commands.", runHelp},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	env := &environment{stdout: os.Stdout, stderr: os.Stderr, environ: os.Environ(), ctx: ctx}
+	code := run(env, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// run finds the command that the arguments name and runs it.
+func run(env *environment, args []string) int {
+	if len(args) == 0 {
+		writeUsage(env.stderr)
+		return exitUsage
+	}
+	cmd, rest, ok := find(args)
+	if !ok {
+		fmt.Fprintf(env.stderr, "sealpost: unknown command %q\n\n", strings.Join(args, " "))
+		writeUsage(env.stderr)
+		return exitUsage
+	}
+	return cmd.run(env, rest)
+}
+
+func find(args []string) (command, []string, bool) {
+	for _, c := range commands() {
+		words := strings.Fields(c.name)
+		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == c.name {
+			return c, args[len(words):], true
+		}
+	}
+	return command{}, nil, false
+}
+
+func writeUsage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: sealpost COMMAND [ARGUMENTS]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-14s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'sealpost help COMMAND' for details. Exit codes: 0 ok, 1 failure, 2 usage or configuration error.")
+}
+
+func writeCommandHelp(w io.Writer, c command) {
+	fmt.Fprintf(w, "Usage: sealpost %s %s\n\n%s\n\n%s\n", c.name, c.args, c.summary, c.help)
+}
+
+// flags parses a command's flags; on a usage error it prints the command's
+// help and returns false.
+func flags(env *environment, name string, args []string, define func(*flag.FlagSet)) bool {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	define(fs)
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		if err == nil {
+			err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		}
+		if errors.Is(err, flag.ErrHelp) {
+			c, _, _ := find(strings.Fields(name))
+			writeCommandHelp(env.stdout, c)
+			return false
+		}
+		fmt.Fprintf(env.stderr, "sealpost %s: %v\n", name, err)
+		fmt.Fprintf(env.stderr, "Run 'sealpost help %s' for usage.\n", name)
+		return false
+	}
+	return true
+}
+
+func runHelp(env *environment, args []string) int {
+	if len(args) == 0 {
+		writeUsage(env.stdout)
+		return exitOK
+	}
+	c, rest, ok := find(args)
+	if !ok || len(rest) > 0 {
+		fmt.Fprintf(env.stderr, "sealpost help: unknown command %q\n", strings.Join(args, " "))
+		return exitUsage
+	}
+	writeCommandHelp(env.stdout, c)
+	return exitOK
+}
+
+func runVersion(env *environment, args []string) int {
+	if !flags(env, "version", args, func(*flag.FlagSet) {}) {
+		return exitUsage
+	}
+	fmt.Fprintf(env.stdout, "sealpost %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return exitOK
+}
+
+// loadConfig loads and validates; on failure it prints every error and
+// returns false.
+func loadConfig(env *environment, file string) (config.Config, bool) {
+	cfg, err := config.Load(config.Source{File: file, Explicit: file != "", Environ: env.environ})
+	if err != nil {
+		var errs config.Errors
+		if errors.As(err, &errs) {
+			for _, e := range errs {
+				fmt.Fprintf(env.stderr, "config: %v\n", e)
+			}
+		} else {
+			fmt.Fprintf(env.stderr, "config: %v\n", err)
+		}
+		return cfg, false
+	}
+	return cfg, true
+}
+
+func runConfigCheck(env *environment, args []string) int {
+	var file string
+	var describe bool
+	if !flags(env, "config check", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&file, "config", "", "configuration file")
+		fs.BoolVar(&describe, "describe", false, "print the configuration as commented TOML")
+	}) {
+		return exitUsage
+	}
+	cfg, ok := loadConfig(env, file)
+	if !ok {
+		return exitUsage
+	}
+	if describe {
+		if err := config.Describe(env.stdout, cfg); err != nil {
+			fmt.Fprintf(env.stderr, "sealpost: %v\n", err)
+			return exitFailure
+		}
+		return exitOK
+	}
+	fmt.Fprintln(env.stdout, "configuration is valid")
+	return exitOK
+}
+
+func runServe(env *environment, args []string) int {
+	var file string
+	if !flags(env, "serve", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&file, "config", "", "configuration file")
+	}) {
+		return exitUsage
+	}
+	cfg, ok := loadConfig(env, file)
+	if !ok {
+		return exitUsage
+	}
+	log := appliance.NewLogger(env.stdout, cfg.Log.Level)
+	app, err := appliance.Open(env.ctx, cfg, appliance.Options{Version: version, Logger: log, Stdout: env.stdout})
+	if err != nil {
+		log.Error().Err(err).Msg("start failed")
+		fmt.Fprintf(env.stderr, "sealpost: %s\n", startMessage(err))
+		return exitFailure
+	}
+	defer app.Close()
+	if err := app.Serve(env.ctx); err != nil {
+		log.Error().Err(err).Msg("serve failed")
+		fmt.Fprintf(env.stderr, "sealpost: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// startMessage is what the operator reads when start-up fails: the safe
+// message of a fault (which says what to do), or the whole error.
+func startMessage(err error) string {
+	var fe *fault.Error
+	if errors.As(err, &fe) && fe.Kind != fault.Internal {
+		return fe.Message
+	}
+	return err.Error()
+}

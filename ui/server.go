@@ -1,0 +1,95 @@
+// Package ui serves Sealpost's web interface over HTTP with echo: the setup
+// wizard, and later the admin console and the webmail. It guarantees that
+// every response carries the security headers (strict CSP without inline
+// script, nosniff, no referrer, no framing, no caching of personal pages),
+// that errors show a safe message with a reference id while the cause goes
+// only to the log, and that while setup is unfinished nothing but the setup
+// page (behind its one-time token), static files and health checks exists.
+package ui
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// SetupGate says whether first-run setup is pending and checks its token.
+type SetupGate interface {
+	Pending() bool
+	Check(token string) bool
+}
+
+// SetupFacts are shown on the setup page so the administrator can check that
+// this is the appliance they installed.
+type SetupFacts struct {
+	Hostname        string
+	CertMode        string
+	CertFingerprint string // SHA-256 of the self-signed certificate, empty otherwise
+}
+
+// Options are what the web interface needs from the rest of the appliance.
+type Options struct {
+	Logger     zerolog.Logger
+	Version    string
+	Setup      SetupGate
+	SetupFacts func() SetupFacts
+	Ready      func() error // nil when the appliance can serve; the error says what is not ready
+	HSTS       func() bool  // true once the certificate is trusted
+	Registry   prometheus.Registerer
+}
+
+// Server is the HTTPS handler.
+type Server struct {
+	echo    *echo.Echo
+	opts    Options
+	log     zerolog.Logger
+	metrics *metrics
+}
+
+// New builds the handler. It holds no resources.
+func New(opts Options) (*Server, error) {
+	m, err := newMetrics(opts.Registry)
+	if err != nil {
+		return nil, err
+	}
+	r, err := newRenderer()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{echo: echo.New(), opts: opts, log: opts.Logger, metrics: m}
+	e := s.echo
+	e.HideBanner, e.HidePort = true, true
+	e.Renderer = r
+	e.IPExtractor = echo.ExtractIPDirect() // no proxy is trusted to set X-Forwarded-For
+	e.HTTPErrorHandler = s.handleError
+	e.Use(
+		middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: newRequestID}),
+		s.logRequests,
+		s.recoverPanics,
+		s.securityHeaders,
+		s.setupMode,
+	)
+	s.routes()
+	return s, nil
+}
+
+// Handler returns the http.Handler for the HTTPS listener.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// NewHTTPServer wraps a handler in an http.Server with timeouts against slow
+// clients.
+func NewHTTPServer(h http.Handler, log zerolog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      120 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          newStdLogger(log),
+	}
+}
