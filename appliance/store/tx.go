@@ -1,0 +1,162 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/sealpost/sealpost/appliance/fault"
+	"github.com/sealpost/sealpost/appliance/keyring"
+)
+
+// ErrNotFound means no record has the key.
+var ErrNotFound = errors.New("store: not found")
+
+// sysPrefix holds the store's own records (schema version); callers cannot
+// write there.
+var sysPrefix = []byte("\x00sys/")
+
+// Tx is a transaction. It is valid only inside the function given to View or
+// Update.
+type Tx struct {
+	txn      *badger.Txn
+	keys     *keyring.Keyring
+	writable bool
+}
+
+// Get returns a copy of the value stored under key, or ErrNotFound.
+func (tx *Tx) Get(key []byte) ([]byte, error) {
+	item, err := tx.txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get: %w", err)
+	}
+	sealed, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, fmt.Errorf("get: %w", err)
+	}
+	return tx.open(key, sealed)
+}
+
+func (tx *Tx) open(key, sealed []byte) ([]byte, error) {
+	value, err := tx.keys.Unseal(keyring.PurposeRecord, sealed, key)
+	if err != nil {
+		return nil, fault.E(fault.Internal, "a stored record does not authenticate", fmt.Errorf("record %q: %w", printable(key), err))
+	}
+	return value, nil
+}
+
+// Put stores value under key.
+func (tx *Tx) Put(key, value []byte) error {
+	if bytes.HasPrefix(key, sysPrefix) {
+		return fmt.Errorf("put: key prefix %q is reserved", sysPrefix)
+	}
+	return tx.put(key, value)
+}
+
+func (tx *Tx) put(key, value []byte) error {
+	if !tx.writable {
+		return errors.New("put in a read-only transaction")
+	}
+	if len(key) == 0 {
+		return errors.New("put: empty key")
+	}
+	sealed, err := tx.keys.Seal(keyring.PurposeRecord, value, key)
+	if err != nil {
+		return err
+	}
+	if err := tx.txn.Set(bytes.Clone(key), sealed); err != nil {
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			return fault.E(fault.TooLarge, "too much data in one transaction", err)
+		}
+		return fmt.Errorf("put: %w", err)
+	}
+	return nil
+}
+
+// Delete removes key; deleting a missing key is not an error.
+func (tx *Tx) Delete(key []byte) error {
+	if !tx.writable {
+		return errors.New("delete in a read-only transaction")
+	}
+	if bytes.HasPrefix(key, sysPrefix) {
+		return fmt.Errorf("delete: key prefix %q is reserved", sysPrefix)
+	}
+	if err := tx.txn.Delete(bytes.Clone(key)); err != nil {
+		return fmt.Errorf("delete: %w", err)
+	}
+	return nil
+}
+
+// Scan calls fn for every record whose key starts with prefix, in key order.
+// key and value are copies that fn may keep. If fn returns ErrStop, Scan
+// stops and returns nil; any other error stops it and is returned.
+func (tx *Tx) Scan(prefix []byte, fn func(key, value []byte) error) error {
+	return tx.ScanFrom(prefix, prefix, fn)
+}
+
+// ScanFrom is Scan starting at the first key at or after start (for
+// pagination); start must begin with prefix.
+func (tx *Tx) ScanFrom(prefix, start []byte, fn func(key, value []byte) error) error {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = prefix
+	it := tx.txn.NewIterator(opts)
+	defer it.Close()
+	for it.Seek(start); it.ValidForPrefix(prefix); it.Next() {
+		item := it.Item()
+		key := item.KeyCopy(nil)
+		if bytes.HasPrefix(key, sysPrefix) && !bytes.HasPrefix(prefix, sysPrefix) {
+			continue
+		}
+		sealed, err := item.ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("scan: %w", err)
+		}
+		value, err := tx.open(key, sealed)
+		if err != nil {
+			return err
+		}
+		if err := fn(key, value); err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// ErrStop ends a Scan early without an error.
+var ErrStop = errors.New("store: stop scan")
+
+// GetJSON reads the JSON record under key into a T.
+func GetJSON[T any](tx *Tx, key []byte) (T, error) {
+	var v T
+	data, err := tx.Get(key)
+	if err != nil {
+		return v, err
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return v, fmt.Errorf("decode %q: %w", printable(key), err)
+	}
+	return v, nil
+}
+
+// PutJSON stores v as JSON under key.
+func PutJSON(tx *Tx, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %q: %w", printable(key), err)
+	}
+	return tx.Put(key, data)
+}
+
+// printable shows a key in errors without control bytes.
+func printable(key []byte) string {
+	return fmt.Sprintf("%q", bytes.ToValidUTF8(key, []byte("?")))
+}
