@@ -166,8 +166,8 @@ func TestEveryProblemReportedAtOnce(t *testing.T) {
 		t.Fatalf("want three errors, got %v", err)
 	}
 	for i, key := range []string{"log.level", "http.listen", "tls.mode"} {
-		if !strings.HasPrefix(errs[i].Error(), key) {
-			t.Errorf("error %d = %q, want it to name %s", i, errs[i], key)
+		if !strings.HasPrefix(errs[i].Error(), key+" (") || !strings.Contains(errs[i].Error(), "sealpost.toml): ") {
+			t.Errorf("error %d = %q, want it to name %s and the file", i, errs[i], key)
 		}
 	}
 }

@@ -57,6 +57,7 @@ type Source struct {
 func Load(src Source) (Config, error) {
 	cfg := Defaults()
 	var errs Errors
+	sources := map[string]string{} // key → where its value came from, for messages
 
 	path := src.File
 	if path == "" {
@@ -67,16 +68,21 @@ func Load(src Source) (Config, error) {
 		if err != nil {
 			return cfg, Errors{err}
 		}
-		errs = append(errs, apply(&cfg, values, func(string) string { return path })...)
+		errs = append(errs, apply(&cfg, values, sources, func(string) string { return path })...)
 	}
 
 	values, names, err := readEnv(src.Environ)
 	if err != nil {
 		return cfg, Errors{err}
 	}
-	errs = append(errs, apply(&cfg, values, func(key string) string { return names[key] })...)
+	errs = append(errs, apply(&cfg, values, sources, func(key string) string { return names[key] })...)
 
-	errs = append(errs, cfg.Validate()...)
+	for _, err := range cfg.Validate() {
+		if ke, ok := err.(*KeyError); ok && ke.Source == "" {
+			ke.Source = sources[ke.Key]
+		}
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return cfg, errs
 	}
@@ -117,9 +123,9 @@ func readEnv(environ []string) (map[string]any, map[string]string, error) {
 	return k.All(), names, nil
 }
 
-// apply sets every known key in values on cfg, and reports unknown keys and
-// values of the wrong type.
-func apply(cfg *Config, values map[string]any, source func(key string) string) Errors {
+// apply sets every known key in values on cfg, records where each came from
+// in sources, and reports unknown keys and values of the wrong type.
+func apply(cfg *Config, values map[string]any, sources map[string]string, source func(key string) string) Errors {
 	fields := fieldsByKey(cfg)
 	var errs Errors
 	keys := make([]string, 0, len(values))
@@ -136,6 +142,7 @@ func apply(cfg *Config, values map[string]any, source func(key string) string) E
 		if err := f.set(values[key]); err != nil {
 			errs = append(errs, &KeyError{Key: key, Source: source(key), Msg: err.Error()})
 		}
+		sources[key] = source(key)
 	}
 	return errs
 }
