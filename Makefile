@@ -14,7 +14,7 @@ build:
 run: build
 	./$(BIN) serve
 
-test: test-deps
+test: test-deps check
 	$(GO) test -timeout 20m ./...
 
 test-deps:

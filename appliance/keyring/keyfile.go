@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/sealpost/sealpost/appliance/atomicfile"
 	"github.com/sealpost/sealpost/appliance/fault"
 )
 
@@ -55,44 +56,8 @@ func createKeyFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("create directory for key file: %w", err)
 	}
 	content := keyFileHeader + "\n" + base64.StdEncoding.EncodeToString(key) + "\n"
-	if err := writeFileAtomic(path, []byte(content)); err != nil {
+	if err := atomicfile.Write(path, []byte(content)); err != nil {
 		return nil, fmt.Errorf("write key file %s: %w", path, err)
 	}
 	return key, nil
-}
-
-// writeFileAtomic writes data to path with mode 0600 through a temporary
-// file, fsyncs it, renames it into place and fsyncs the directory, so a crash
-// leaves the old file or the new one, never a torn one.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sealpost/sealpost/appliance/atomicfile"
 	"github.com/sealpost/sealpost/appliance/fault"
 )
 
@@ -256,7 +257,7 @@ func (k *Keyring) persist() error {
 	}
 	sealed := k.master.Seal([]byte(keyringMagic), nil, plain, []byte(keyringAAD))
 	clear(plain)
-	if err := writeFileAtomic(k.path, sealed); err != nil {
+	if err := atomicfile.Write(k.path, sealed); err != nil {
 		return fmt.Errorf("write keyring: %w", err)
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 
+	"github.com/sealpost/sealpost/appliance/atomicfile"
 	"github.com/sealpost/sealpost/appliance/store"
 )
 
@@ -60,7 +61,7 @@ func Prepare(st *store.Store, dataDir string) (*Gate, error) {
 	}
 	g.token = rand.Text()
 	g.tokenHash = sha256.Sum256([]byte(g.token))
-	if err := writeFileSync(g.tokenPath, []byte(g.token+"\n")); err != nil {
+	if err := atomicfile.Write(g.tokenPath, []byte(g.token+"\n")); err != nil {
 		return nil, fmt.Errorf("write setup token: %w", err)
 	}
 	g.pending.Store(true)
@@ -102,30 +103,4 @@ func (g *Gate) Complete(ctx context.Context, st *store.Store) error {
 		return fmt.Errorf("remove %s: %w", g.tokenPath, err)
 	}
 	return nil
-}
-
-// writeFileSync writes a file with mode 0600 through a temporary file, so a
-// crash leaves either the old file or the new one.
-func writeFileSync(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -52,15 +52,7 @@ func BenchmarkDurableWrites(b *testing.B) {
 
 // BenchmarkPointReads measures random Gets on a store of 100,000 records.
 func BenchmarkPointReads(b *testing.B) {
-	dir := populated(b)
-	keys, err := keyring.Open(filepath.Join(dir, "sealpost.key"), filepath.Join(dir, "data"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := Open(filepath.Join(dir, "data"), keys, Options{Logger: zerolog.Nop()})
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := openDir(b, populated(b))
 	defer s.Close()
 	b.ResetTimer()
 	start := time.Now()
@@ -81,19 +73,25 @@ func BenchmarkPointReads(b *testing.B) {
 func BenchmarkStartup(b *testing.B) {
 	dir := populated(b)
 	for b.Loop() {
-		keys, err := keyring.Open(filepath.Join(dir, "sealpost.key"), filepath.Join(dir, "data"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		s, err := Open(filepath.Join(dir, "data"), keys, Options{Logger: zerolog.Nop()})
-		if err != nil {
-			b.Fatal(err)
-		}
+		s := openDir(b, dir)
 		if err := s.View(func(tx *Tx) error { _, err := tx.Get([]byte("rec/00000001")); return err }); err != nil {
 			b.Fatal(err)
 		}
 		s.Close()
 	}
+}
+
+// openDir opens the keyring and store kept in dir (made on first use).
+func openDir(b *testing.B, dir string) *Store {
+	keys, err := keyring.Open(filepath.Join(dir, "sealpost.key"), filepath.Join(dir, "data"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := Open(filepath.Join(dir, "data"), keys, Options{Logger: zerolog.Nop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
 }
 
 const populatedRecords = 100_000
@@ -111,14 +109,7 @@ func populated(b *testing.B) string {
 		if err != nil {
 			b.Fatal(err)
 		}
-		keys, err := keyring.Open(filepath.Join(dir, "sealpost.key"), filepath.Join(dir, "data"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		s, err := Open(filepath.Join(dir, "data"), keys, Options{Logger: zerolog.Nop()})
-		if err != nil {
-			b.Fatal(err)
-		}
+		s := openDir(b, dir)
 		value := make([]byte, 2048)
 		for i := 0; i < populatedRecords; i += 1000 {
 			err := s.Update(context.Background(), func(tx *Tx) error {
