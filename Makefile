@@ -14,8 +14,10 @@ build:
 run: build
 	./$(BIN) serve
 
+# -count=1: the e2e tests build the binary in a subprocess, which the test
+# cache cannot see, so a cached result could hide a change.
 test: test-deps check
-	$(GO) test -timeout 20m ./...
+	$(GO) test -count=1 -timeout 20m ./...
 
 test-deps:
 	@scripts/test-deps.sh

@@ -95,7 +95,7 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (app *App, err e
 		ConstLabels: prometheus.Labels{"version": opts.Version},
 	})
 	buildInfo.Set(1)
-	a.registry.MustRegister(buildInfo)
+	a.registry.MustRegister(buildInfo, a.storeMetrics())
 
 	a.web, err = ui.New(ui.Options{
 		Logger:     a.log.With().Str("component", "http").Logger(),

@@ -138,7 +138,8 @@ func TestFirstStart(t *testing.T) {
 	t.Run("metrics", func(t *testing.T) {
 		resp, body := get(t, "http://"+in.metrics+"/metrics")
 		if resp.StatusCode != 200 || !strings.Contains(body, `sealpost_build_info{version="e2e-test"} 1`) ||
-			!strings.Contains(body, "sealpost_http_requests_total") {
+			!strings.Contains(body, "sealpost_http_requests_total") || !strings.Contains(body, "sealpost_store_healthy 1") ||
+			!strings.Contains(body, `sealpost_store_bytes{part="value_log"}`) {
 			t.Errorf("GET /metrics = %d; missing sealpost metrics", resp.StatusCode)
 		}
 	})

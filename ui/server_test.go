@@ -180,3 +180,15 @@ func TestRedirectToHTTPS(t *testing.T) {
 		}
 	}
 }
+
+func TestStaticHasNoDirectoryListing(t *testing.T) {
+	t.Parallel()
+	s, _ := newTestServer(t, &tokenGate{pending: true}, nil)
+	for _, path := range []string{"/static/", "/static/css/", "/static/../embed.go", "/static/%2e%2e/embed.go"} {
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		if rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), "nothing at this address") {
+			t.Errorf("GET %s = %d, want 404 without a listing", path, rec.Code)
+		}
+	}
+}

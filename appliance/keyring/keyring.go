@@ -281,6 +281,9 @@ func (k *Keyring) current(p Purpose) (uint32, cipher.AEAD) {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	list := k.file.Keys[p]
+	if len(list) == 0 {
+		return 0, nil
+	}
 	v := list[len(list)-1].Version
 	return v, k.aead[p][v]
 }
@@ -331,6 +334,9 @@ func bindAAD(p Purpose, version uint32, aad []byte) []byte {
 // key version so that it can be verified after a rotation.
 func (k *Keyring) MAC(p Purpose, data []byte) []byte {
 	version, key := k.currentKey(p)
+	if key == nil {
+		panic(fmt.Sprintf("keyring: MAC with unknown purpose %q", p))
+	}
 	m := hmac.New(sha256.New, key)
 	m.Write(data)
 	return m.Sum(binary.BigEndian.AppendUint32(nil, version))

@@ -237,6 +237,9 @@ func TestRotation(t *testing.T) {
 	if newMAC := k.MAC(PurposeAudit, []byte("entry")); bytes.Equal(newMAC, oldMAC) {
 		t.Error("the MAC did not change key after rotation")
 	}
+	if _, err := k.Seal("nonsense", []byte("x"), nil); err == nil {
+		t.Error("sealing with an unknown purpose succeeded")
+	}
 	if err := k.Rotate("nonsense"); err == nil {
 		t.Error("rotating an unknown purpose succeeded")
 	}

@@ -116,6 +116,9 @@ func (s *Store) Healthy() error {
 	return s.sync.failed()
 }
 
+// Size returns the bytes on disk of the tree (LSM) and of the value log.
+func (s *Store) Size() (tree, valueLog int64) { return s.db.Size() }
+
 // collectGarbage rewrites value-log files that are mostly stale.
 func (s *Store) collectGarbage(interval time.Duration) {
 	defer close(s.gcDone)
