@@ -300,3 +300,18 @@ func fingerprint(der []byte) string {
 	sum := sha256.Sum256(der)
 	return hex.EncodeToString(sum[:])
 }
+
+// TestFIPSOnlyMode: every primitive the appliance uses is allowed by Go's
+// FIPS 140-3 module, so it starts and serves under GODEBUG=fips140=only.
+func TestFIPSOnlyMode(t *testing.T) {
+	t.Parallel()
+	in := start(t, newLayout(t), "GODEBUG=fips140=only")
+	for _, path := range []string{"/healthz", "/setup?token=" + in.token} {
+		if resp, body := get(t, "https://"+in.https+path); resp.StatusCode != 200 {
+			t.Errorf("GET %s under fips140=only = %d %s", path, resp.StatusCode, body)
+		}
+	}
+	if code := in.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit code %d\n%s", code, in.Stderr())
+	}
+}
