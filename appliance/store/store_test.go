@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/acme/autocert"
@@ -384,4 +385,49 @@ func TestFailedSyncIsSticky(t *testing.T) {
 	if g.failed() == nil {
 		t.Error("failed() does not report the error")
 	}
+}
+
+// TestGroupSyncCoversEveryCommit: each waiter returns only after a sync that
+// started after its commit, and concurrent waiters share syncs.
+func TestGroupSyncCoversEveryCommit(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	committed, durable, syncs := 0, 0, 0
+	g := newGroupSync(func() error {
+		mu.Lock()
+		covered := committed // what is on disk once this sync ends
+		syncs++
+		mu.Unlock()
+		time.Sleep(200 * time.Microsecond) // an fsync
+		mu.Lock()
+		durable = max(durable, covered)
+		mu.Unlock()
+		return nil
+	})
+	const writers, rounds = 64, 20
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for range rounds {
+				mu.Lock()
+				committed++
+				mine := committed
+				mu.Unlock()
+				if err := g.wait(); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				if durable < mine {
+					t.Errorf("acknowledged commit %d while only %d were durable", mine, durable)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if syncs >= writers*rounds/2 {
+		t.Errorf("%d syncs for %d commits: commits are not grouped", syncs, writers*rounds)
+	}
+	t.Logf("%d commits, %d syncs", writers*rounds, syncs)
 }
