@@ -15,9 +15,11 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/sealpost/sealpost/appliance"
 	"github.com/sealpost/sealpost/appliance/config"
+	"github.com/sealpost/sealpost/appliance/ctl"
 	"github.com/sealpost/sealpost/appliance/fault"
 )
 
@@ -58,6 +60,14 @@ func commands() []command {
 			"Loads the configuration as serve would and reports every invalid value, one per line,\n" +
 				"naming its key; exits 2 when there is any. With --describe, prints the effective\n" +
 				"configuration as a commented TOML file (with no file and no environment: the sample).", runConfigCheck},
+		{"settings get", "[--config FILE] [KEY]", "Show run-time settings.",
+			"Prints the value of KEY, or every setting as KEY = VALUE. Secrets show only (set) or\n" +
+				"(not set). Reaches the running server through its control socket, or opens the\n" +
+				"store itself when no server runs.", runControl("settings get")},
+		{"settings set", "[--config FILE] KEY VALUE", "Change a run-time setting.",
+			"Validates VALUE as the admin console does, saves it and records the change in the\n" +
+				"audit trail. Lists take commas: organization.domains example.org,example.com.\n" +
+				"Exits 2 with the reason when the value is invalid; nothing is saved then.", runControl("settings set")},
 		{"version", "", "Print the version.", "Prints the version, the Go version and the platform.", runVersion},
 		{"help", "[COMMAND]", "Show help for a command.", "Without COMMAND, lists the commands.", runHelp},
 	}
@@ -232,4 +242,42 @@ func startMessage(err error) string {
 		return fe.Message
 	}
 	return err.Error()
+}
+
+// runControl returns the action of a command that runs against the store:
+// through the running server's control socket, or, with no server, in this
+// process.
+func runControl(name string) func(env *environment, args []string) int {
+	return func(env *environment, args []string) int {
+		fs := flag.NewFlagSet(name, flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		file := fs.String("config", "", "configuration file")
+		if err := fs.Parse(args); err != nil {
+			fmt.Fprintf(env.stderr, "sealpost %s: %v\nRun 'sealpost help %s' for usage.\n", name, err, name)
+			return exitUsage
+		}
+		cfg, ok := loadConfig(env, *file)
+		if !ok {
+			return exitUsage
+		}
+		command := append(strings.Fields(name), fs.Args()...)
+		ctx, cancel := context.WithTimeout(env.ctx, 5*time.Minute)
+		defer cancel()
+		code, err := ctl.Run(ctx, ctl.SocketPath(cfg.DataDir), command, env.stdout, env.stderr)
+		if err == nil {
+			return code
+		}
+		if !errors.Is(err, ctl.ErrNotRunning) {
+			fmt.Fprintf(env.stderr, "sealpost: %v\n", err)
+			return exitFailure
+		}
+		log := appliance.NewLogger(env.stderr, "warn")
+		app, err := appliance.OpenOffline(ctx, cfg, appliance.Options{Version: version, Logger: log, Stdout: env.stdout})
+		if err != nil {
+			fmt.Fprintf(env.stderr, "sealpost: %s\n", startMessage(err))
+			return exitFailure
+		}
+		defer app.Close()
+		return app.Command(ctx, command, env.stdout, env.stderr)
+	}
 }

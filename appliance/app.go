@@ -24,8 +24,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
+	"github.com/sealpost/sealpost/appliance/audit"
 	"github.com/sealpost/sealpost/appliance/certs"
 	"github.com/sealpost/sealpost/appliance/config"
+	"github.com/sealpost/sealpost/appliance/ctl"
 	"github.com/sealpost/sealpost/appliance/keyring"
 	"github.com/sealpost/sealpost/appliance/setup"
 	"github.com/sealpost/sealpost/appliance/store"
@@ -46,6 +48,7 @@ type App struct {
 	log      zerolog.Logger
 	keys     *keyring.Keyring
 	store    *store.Store
+	audit    *audit.Trail
 	certs    *certs.Manager
 	setup    *setup.Gate
 	web      *ui.Server
@@ -53,9 +56,9 @@ type App struct {
 	serving  atomic.Bool
 }
 
-// Open unlocks the keyring, opens and migrates the store, and prepares the
-// certificates and the web interface. It binds no ports: Serve does.
-func Open(ctx context.Context, cfg config.Config, opts Options) (app *App, err error) {
+// OpenOffline unlocks the keyring and opens and migrates the store, and no
+// more: CLI commands use it when no server is running.
+func OpenOffline(ctx context.Context, cfg config.Config, opts Options) (app *App, err error) {
 	if opts.Stdout == nil {
 		opts.Stdout = os.Stdout
 	}
@@ -65,7 +68,6 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (app *App, err e
 			a.Close()
 		}
 	}()
-
 	if a.keys, err = keyring.Open(cfg.KeyFile, cfg.DataDir); err != nil {
 		return nil, err
 	}
@@ -75,6 +77,22 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (app *App, err e
 	if err = a.store.Migrate(ctx, migrations); err != nil {
 		return nil, err
 	}
+	a.audit = audit.New(a.keys, time.Now)
+	return a, nil
+}
+
+// Open opens what OpenOffline does and prepares the certificates and the web
+// interface. It binds no ports: Serve does.
+func Open(ctx context.Context, cfg config.Config, opts Options) (app *App, err error) {
+	a, err := OpenOffline(ctx, cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
 	if a.setup, err = setup.Prepare(a.store, cfg.DataDir); err != nil {
 		return nil, err
 	}
@@ -200,6 +218,13 @@ func (a *App) Serve(ctx context.Context) error {
 		closeAll()
 		return err
 	}
+
+	control, err := ctl.Listen(ctl.SocketPath(a.cfg.DataDir), a.Command, a.log.With().Str("component", "control").Logger())
+	if err != nil {
+		closeAll()
+		return err
+	}
+	defer control.Close()
 
 	errc := make(chan error, len(servers))
 	var wg sync.WaitGroup

@@ -1,0 +1,74 @@
+package appliance
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/sealpost/sealpost/appliance/fault"
+	"github.com/sealpost/sealpost/appliance/settings"
+)
+
+// Command runs one CLI command against the open appliance: in the server,
+// when it arrives on the control socket, or in the CLI's own process when
+// no server runs. It returns the exit code: 0 ok, 1 failure, 2 usage.
+func (a *App) Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	name := strings.Join(args[:min(2, len(args))], " ")
+	rest := args[min(2, len(args)):]
+	switch name {
+	case "settings get":
+		return a.settingsGet(rest, stdout, stderr)
+	case "settings set":
+		return a.settingsSet(ctx, rest, stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "unknown command %q\n", name)
+	return 2
+}
+
+func (a *App) settingsGet(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 1 {
+		fmt.Fprintln(stderr, "usage: sealpost settings get [KEY]")
+		return 2
+	}
+	s, err := settings.Read(a.store)
+	if err != nil {
+		return a.fail(stderr, err)
+	}
+	if len(args) == 1 {
+		value, err := settings.Get(s, args[0])
+		if err != nil {
+			return a.fail(stderr, err)
+		}
+		fmt.Fprintln(stdout, value)
+		return 0
+	}
+	for _, kv := range settings.All(s) {
+		fmt.Fprintf(stdout, "%s = %s\n", kv[0], kv[1])
+	}
+	return 0
+}
+
+func (a *App) settingsSet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) != 2 {
+		fmt.Fprintln(stderr, "usage: sealpost settings set KEY VALUE")
+		return 2
+	}
+	if err := settings.Set(ctx, a.store, a.audit, "cli", settings.Change{Key: args[0], Value: args[1]}); err != nil {
+		return a.fail(stderr, err)
+	}
+	fmt.Fprintf(stdout, "%s changed\n", args[0])
+	return 0
+}
+
+// fail prints a command's error: the safe message for the user (exit 2 when
+// the input was wrong), the cause to the log.
+func (a *App) fail(stderr io.Writer, err error) int {
+	if fault.KindOf(err) == fault.Invalid {
+		fmt.Fprintln(stderr, fault.Message(err))
+		return 2
+	}
+	a.log.Error().Err(err).Msg("command failed")
+	fmt.Fprintf(stderr, "%v\n", err)
+	return 1
+}

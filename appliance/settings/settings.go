@@ -1,0 +1,288 @@
+// Package settings holds what administrators change at run time:
+// organization identity, branding texts, outbound mail, notification
+// options. Settings live in the encrypted store, one validated struct per
+// area; every change is validated (all problems at once, each naming its key)
+// and audited, and secrets (the relay password) are never shown back.
+package settings
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/sealpost/sealpost/appliance/audit"
+	"github.com/sealpost/sealpost/appliance/fault"
+	"github.com/sealpost/sealpost/appliance/store"
+)
+
+// Settings is every run-time setting. The key tag names a key's last part;
+// the area's tag its first: mail.relay_host.
+type Settings struct {
+	Organization  Organization  `key:"organization"`
+	Branding      Branding      `key:"branding"`
+	Mail          Mail          `key:"mail"`
+	Notifications Notifications `key:"notifications"`
+}
+
+// Organization is who runs the appliance.
+type Organization struct {
+	Name          string   `key:"name" doc:"Organization name, shown in pages and notifications."`
+	Domains       []string `key:"domains" doc:"Email domains of the organization, comma-separated; the first is primary."`
+	Website       string   `key:"website" doc:"Website (https://…), the banner's link."`
+	PostalAddress string   `key:"postal_address" doc:"Postal address appended to every notification."`
+}
+
+// Branding is how pages and notifications look.
+type Branding struct {
+	AccentColor    string `key:"accent_color" doc:"Accent colour as #rrggbb."`
+	SignInMessage  string `key:"sign_in_message" doc:"Text shown on the sign-in page."`
+	WelcomeMessage string `key:"welcome_message" doc:"Text of the welcome message new users get."`
+}
+
+// Mail is how notifications leave the appliance.
+type Mail struct {
+	Mode          string `key:"mode" doc:"relay (through the organization's mail server) or mx (directly to each recipient's domain)."`
+	RelayHost     string `key:"relay_host" doc:"Relay host name or address."`
+	RelayPort     int    `key:"relay_port" doc:"Relay port: 587 with STARTTLS, 465 with implicit TLS, 25."`
+	RelaySecurity string `key:"relay_security" doc:"starttls (required, the default) or tls (implicit TLS)."`
+	RelayUsername string `key:"relay_username" doc:"SMTP AUTH user name; empty for no AUTH. AUTH is only ever sent over TLS."`
+	RelayPassword string `key:"relay_password" secret:"true" doc:"SMTP AUTH password. Never shown back."`
+	FromAddress   string `key:"from_address" doc:"Sender of notifications, e.g. no-reply@example.org."`
+	FromName      string `key:"from_name" doc:"Display name of the sender."`
+	DKIMSelector  string `key:"dkim_selector" doc:"DKIM selector for direct (mx) delivery."`
+}
+
+// Notifications are options of the notification mail.
+type Notifications struct {
+	ShowSubject bool   `key:"show_subject" doc:"Show the message's subject in notifications (off: a generic subject)."`
+	Disclaimer  string `key:"disclaimer" doc:"Legal text appended to every notification and secure message."`
+}
+
+// Defaults are the settings of a new appliance.
+func Defaults() Settings {
+	return Settings{
+		Branding: Branding{AccentColor: "#0f7b6c"},
+		Mail:     Mail{Mode: "relay", RelayPort: 587, RelaySecurity: "starttls", DKIMSelector: "sealpost"},
+	}
+}
+
+const recordPrefix = "settings/"
+
+// areas lists the areas with their store keys.
+func areas(s *Settings) []struct {
+	name  string
+	value reflect.Value
+} {
+	v := reflect.ValueOf(s).Elem()
+	out := make([]struct {
+		name  string
+		value reflect.Value
+	}, v.NumField())
+	for i := range v.NumField() {
+		out[i].name, out[i].value = v.Type().Field(i).Tag.Get("key"), v.Field(i).Addr()
+	}
+	return out
+}
+
+// Load reads every area, with defaults for what was never set.
+func Load(tx *store.Tx) (Settings, error) {
+	s := Defaults()
+	for _, a := range areas(&s) {
+		data, err := tx.Get([]byte(recordPrefix + a.name))
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return s, err
+		}
+		if err := json.Unmarshal(data, a.value.Interface()); err != nil {
+			return s, fmt.Errorf("read settings %s: %w", a.name, err)
+		}
+	}
+	return s, nil
+}
+
+func save(tx *store.Tx, s *Settings) error {
+	for _, a := range areas(s) {
+		if err := store.PutJSON(tx, []byte(recordPrefix+a.name), a.value.Interface()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Read loads the settings in a read-only transaction.
+func Read(st *store.Store) (Settings, error) {
+	var s Settings
+	err := st.View(func(tx *store.Tx) error {
+		var err error
+		s, err = Load(tx)
+		return err
+	})
+	return s, err
+}
+
+// field is one settable key.
+type field struct {
+	Key    string
+	Doc    string
+	Secret bool
+	value  reflect.Value
+}
+
+// fields lists every key of s in declaration order.
+func fields(s *Settings) []field {
+	var out []field
+	for _, a := range areas(s) {
+		v := a.value.Elem()
+		for i := range v.NumField() {
+			sf := v.Type().Field(i)
+			out = append(out, field{
+				Key: a.name + "." + sf.Tag.Get("key"), Doc: sf.Tag.Get("doc"),
+				Secret: sf.Tag.Get("secret") == "true", value: v.Field(i),
+			})
+		}
+	}
+	return out
+}
+
+func lookup(s *Settings, key string) (field, error) {
+	for _, f := range fields(s) {
+		if f.Key == key {
+			return f, nil
+		}
+	}
+	return field{}, fault.E(fault.Invalid, fmt.Sprintf("%s: unknown setting; `sealpost settings get` lists them", key), nil)
+}
+
+// KeyDoc is a setting's key and what it means.
+type KeyDoc struct{ Key, Doc string }
+
+// Keys lists every setting with its documentation.
+func Keys() []KeyDoc {
+	s := Defaults()
+	var out []KeyDoc
+	for _, f := range fields(&s) {
+		out = append(out, KeyDoc{f.Key, f.Doc})
+	}
+	return out
+}
+
+// Get returns the value of key as text; a secret shows only whether it is set.
+func Get(s Settings, key string) (string, error) {
+	f, err := lookup(&s, key)
+	if err != nil {
+		return "", err
+	}
+	return f.show(), nil
+}
+
+func (f field) show() string {
+	if f.Secret {
+		if f.value.String() == "" {
+			return "(not set)"
+		}
+		return "(set)"
+	}
+	switch f.value.Kind() {
+	case reflect.Slice:
+		return strings.Join(f.value.Interface().([]string), ",")
+	case reflect.Int:
+		return strconv.Itoa(int(f.value.Int()))
+	case reflect.Bool:
+		return strconv.FormatBool(f.value.Bool())
+	}
+	return f.value.String()
+}
+
+// All returns every key with its shown value, sorted by key.
+func All(s Settings) [][2]string {
+	var out [][2]string
+	for _, f := range fields(&s) {
+		out = append(out, [2]string{f.Key, f.show()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i][0] < out[j][0] })
+	return out
+}
+
+func (f field) parse(text string) error {
+	switch f.value.Kind() {
+	case reflect.String:
+		f.value.SetString(text)
+	case reflect.Int:
+		n, err := strconv.Atoi(strings.TrimSpace(text))
+		if err != nil {
+			return fault.E(fault.Invalid, fmt.Sprintf("%s: %q is not a whole number", f.Key, text), nil)
+		}
+		f.value.SetInt(int64(n))
+	case reflect.Bool:
+		b, err := strconv.ParseBool(strings.TrimSpace(text))
+		if err != nil {
+			return fault.E(fault.Invalid, fmt.Sprintf("%s: %q is not true or false", f.Key, text), nil)
+		}
+		f.value.SetBool(b)
+	case reflect.Slice:
+		var list []string
+		for _, item := range strings.Split(text, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				list = append(list, item)
+			}
+		}
+		f.value.Set(reflect.ValueOf(list))
+	}
+	return nil
+}
+
+// Change is one key set to one value.
+type Change struct{ Key, Value string }
+
+// Set applies changes in one transaction: every problem is reported at
+// once, nothing is saved unless all of the result is valid, and each change
+// is audited (a secret's value never reaches the audit trail).
+func Set(ctx context.Context, st *store.Store, trail *audit.Trail, actor string, changes ...Change) error {
+	return st.Update(ctx, func(tx *store.Tx) error {
+		s, err := Load(tx)
+		if err != nil {
+			return err
+		}
+		var problems []string
+		var changed []field
+		for _, c := range changes {
+			f, err := lookup(&s, c.Key)
+			if err == nil {
+				err = f.parse(c.Value)
+			}
+			if err != nil {
+				problems = append(problems, fault.Message(err))
+				continue
+			}
+			changed = append(changed, f)
+		}
+		for _, err := range s.Validate() {
+			problems = append(problems, err.Error())
+		}
+		if len(problems) > 0 {
+			return fault.E(fault.Invalid, strings.Join(problems, "\n"), nil)
+		}
+		if err := save(tx, &s); err != nil {
+			return err
+		}
+		for _, f := range changed {
+			shown := f.show()
+			if f.Secret {
+				shown = "(changed)"
+			}
+			err := trail.Append(tx, audit.Event{Actor: actor, Action: "settings.change", Object: "settings/" + f.Key,
+				Detail: map[string]string{"value": shown}})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
