@@ -15,3 +15,10 @@ var Templates embed.FS
 //
 //go:embed static
 var Static embed.FS
+
+// Mail holds the notification templates: a layout and, for each kind, a pair
+// mail/KIND.txt.tmpl and mail/KIND.html.tmpl defining subject, heading, body
+// and action.
+//
+//go:embed mail
+var Mail embed.FS
