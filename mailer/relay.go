@@ -1,0 +1,219 @@
+package mailer
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// Relay delivers through the organization's mail server. TLS is always on:
+// STARTTLS is required (a relay that does not offer it is an error, never a
+// silent plaintext fallback), or the connection starts in TLS. AUTH is sent
+// only inside TLS.
+type Relay struct {
+	Host      string
+	Port      int
+	Security  string // "starttls" or "tls"
+	Username  string
+	Password  string
+	HelloName string         // our name in EHLO
+	RootCAs   *x509.CertPool // nil: the system's roots
+	// Timeouts; zero means the RFC 5321 values (5 minutes per command,
+	// 10 minutes after the final dot) and 30 seconds to connect.
+	DialTimeout, CommandTimeout, DataTimeout time.Duration
+}
+
+// DeliveryError is a failed delivery: the peer's reply when there was one.
+type DeliveryError struct {
+	Permanent bool   // a 5xx reply: retrying will not help
+	Reply     string // what the peer said, e.g. "550 5.1.1 no such user"
+	Err       error
+}
+
+func (e *DeliveryError) Error() string {
+	if e.Reply != "" {
+		return e.Reply
+	}
+	return e.Err.Error()
+}
+
+func (e *DeliveryError) Unwrap() error { return e.Err }
+
+// classify turns an SMTP or network error into a DeliveryError.
+func classify(stage string, err error) error {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		reply := strconv.Itoa(se.Code)
+		if se.EnhancedCode != smtp.NoEnhancedCode && se.EnhancedCode != (smtp.EnhancedCode{}) {
+			reply += fmt.Sprintf(" %d.%d.%d", se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2])
+		}
+		reply += " " + oneLine(se.Message)
+		return &DeliveryError{Permanent: se.Code >= 500, Reply: reply, Err: fmt.Errorf("%s: %w", stage, err)}
+	}
+	return &DeliveryError{Err: fmt.Errorf("%s: %w", stage, err)}
+}
+
+// Send delivers msg from the envelope sender to the recipients and returns
+// the peer's reply to the final dot.
+func (r Relay) Send(ctx context.Context, from string, to []string, msg []byte) (string, error) {
+	addr := net.JoinHostPort(r.Host, strconv.Itoa(r.Port))
+	dialTimeout := orDefault(r.DialTimeout, 30*time.Second)
+	d := net.Dialer{Timeout: dialTimeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return "", classify("connect to "+addr, err)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
+	tlsConfig := &tls.Config{ServerName: r.Host, RootCAs: r.RootCAs, MinVersion: tls.VersionTLS12}
+	helo := r.HelloName
+	if helo == "" {
+		helo = "localhost"
+	}
+
+	var c *smtp.Client
+	switch r.Security {
+	case "tls":
+		tc := tls.Client(conn, tlsConfig)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return "", classify("TLS with "+addr, err)
+		}
+		c = smtp.NewClient(tc)
+	case "starttls":
+		tc, err := startTLS(conn, helo, tlsConfig, orDefault(r.CommandTimeout, 5*time.Minute))
+		if err != nil {
+			conn.Close()
+			return "", classify("STARTTLS with "+addr, err)
+		}
+		c = smtp.NewClient(tc)
+	default:
+		conn.Close()
+		return "", &DeliveryError{Err: fmt.Errorf("relay security %q is not starttls or tls", r.Security)}
+	}
+	defer c.Close()
+	c.CommandTimeout = orDefault(r.CommandTimeout, 5*time.Minute)
+	c.SubmissionTimeout = orDefault(r.DataTimeout, 10*time.Minute)
+
+	if err := c.Hello(helo); err != nil {
+		return "", classify("EHLO", err)
+	}
+	if r.Username != "" {
+		if err := c.Auth(sasl.NewPlainClient("", r.Username, r.Password)); err != nil {
+			return "", classify("AUTH", err)
+		}
+	}
+	if err := c.Mail(from, nil); err != nil {
+		return "", classify("MAIL FROM", err)
+	}
+	for _, rcpt := range to {
+		if err := c.Rcpt(rcpt, nil); err != nil {
+			return "", classify("RCPT TO", err)
+		}
+	}
+	w, err := c.Data()
+	if err != nil {
+		return "", classify("DATA", err)
+	}
+	if _, err := w.Write(msg); err != nil {
+		return "", classify("DATA", err)
+	}
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		return "", classify("end of DATA", err)
+	}
+	_ = c.Quit()
+	return "250 " + oneLine(resp.StatusText), nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// startTLS reads the greeting, says EHLO and STARTTLS, and returns the TLS
+// connection. go-smtp's own STARTTLS introduces itself as "localhost"; this
+// lets us give our real name. Bytes the peer sent before the TLS handshake
+// (a STARTTLS injection) are refused.
+func startTLS(conn net.Conn, helo string, config *tls.Config, timeout time.Duration) (net.Conn, error) {
+	conn.SetDeadline(time.Now().Add(timeout))
+	defer conn.SetDeadline(time.Time{})
+	br := bufio.NewReader(conn)
+	tp := textproto.NewConn(struct {
+		io.Reader
+		io.Writer
+		io.Closer
+	}{br, conn, conn})
+	if _, _, err := tp.ReadResponse(220); err != nil {
+		return nil, smtpErr(err)
+	}
+	if err := tp.PrintfLine("EHLO %s", helo); err != nil {
+		return nil, err
+	}
+	_, ext, err := tp.ReadResponse(250)
+	if err != nil {
+		return nil, smtpErr(err)
+	}
+	offered := false
+	for _, line := range strings.Split(ext, "\n") {
+		if strings.EqualFold(strings.Fields(line + " x")[0], "STARTTLS") {
+			offered = true
+		}
+	}
+	if !offered {
+		return nil, errors.New("the relay does not offer STARTTLS, which is required (set mail.relay_security to tls for implicit TLS)")
+	}
+	if err := tp.PrintfLine("STARTTLS"); err != nil {
+		return nil, err
+	}
+	if _, _, err := tp.ReadResponse(220); err != nil {
+		return nil, smtpErr(err)
+	}
+	if br.Buffered() > 0 {
+		return nil, errors.New("the relay sent data before the TLS handshake")
+	}
+	tc := tls.Client(conn, config)
+	if err := tc.Handshake(); err != nil {
+		return nil, err
+	}
+	// go-smtp expects a greeting; after STARTTLS there is none (RFC 3207),
+	// so hand it the one the server gave before.
+	return &greetedConn{Conn: tc, greeting: strings.NewReader("220 " + "resumed after STARTTLS\r\n")}, nil
+}
+
+// greetedConn replays a greeting before the TLS stream.
+type greetedConn struct {
+	net.Conn
+	greeting *strings.Reader
+}
+
+func (g *greetedConn) Read(p []byte) (int, error) {
+	if g.greeting.Len() > 0 {
+		return g.greeting.Read(p)
+	}
+	return g.Conn.Read(p)
+}
+
+// smtpErr turns a textproto reply error into go-smtp's error type, so that
+// classify sees its code.
+func smtpErr(err error) error {
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		return &smtp.SMTPError{Code: te.Code, Message: te.Msg}
+	}
+	return err
+}

@@ -1,0 +1,117 @@
+package mailer
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/sealpost/sealpost/mailer/smtptest"
+)
+
+func relayFor(s *smtptest.Server, security string) Relay {
+	return Relay{Host: s.Host, Port: s.Port, Security: security, HelloName: "sealpost.test", RootCAs: s.RootCAs,
+		CommandTimeout: 5 * time.Second, DataTimeout: 5 * time.Second, DialTimeout: 5 * time.Second}
+}
+
+var testMsg = []byte("From: a@b.test\r\nTo: c@d.test\r\nSubject: t\r\n\r\nhello\r\n")
+
+func TestRelayDelivers(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		opts     smtptest.Options
+		security string
+		user     string
+	}{
+		{"starttls", smtptest.Options{}, "starttls", ""},
+		{"starttls with auth", smtptest.Options{User: "sealpost", Pass: "pw"}, "starttls", "sealpost"},
+		{"implicit tls with auth", smtptest.Options{ImplicitTLS: true, User: "sealpost", Pass: "pw"}, "tls", "sealpost"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := smtptest.Start(t, tt.opts)
+			r := relayFor(s, tt.security)
+			r.Username, r.Password = tt.user, "pw"
+			reply, err := r.Send(context.Background(), "bounces+n1@b.test", []string{"c@d.test"}, testMsg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(reply, "250") {
+				t.Errorf("reply %q", reply)
+			}
+			got := s.Messages()
+			if len(got) != 1 || got[0].From != "bounces+n1@b.test" || got[0].To[0] != "c@d.test" || !got[0].TLS || got[0].AuthUser != tt.user {
+				t.Fatalf("received %+v", got)
+			}
+			if !strings.Contains(string(got[0].Data), "hello") {
+				t.Error("body lost")
+			}
+		})
+	}
+}
+
+func TestRelayFailures(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		opts      smtptest.Options
+		prepare   func(s *smtptest.Server, r *Relay)
+		permanent bool
+		want      string
+	}{
+		{"no STARTTLS offered", smtptest.Options{NoSTARTTLS: true}, nil, false, "does not offer STARTTLS"},
+		{"untrusted certificate", smtptest.Options{}, func(_ *smtptest.Server, r *Relay) { r.RootCAs = nil }, false, "certificate"},
+		{"wrong password", smtptest.Options{User: "u", Pass: "right"}, func(_ *smtptest.Server, r *Relay) { r.Username, r.Password = "u", "wrong" }, true, "535 5.7.8"},
+		{"temporary failure", smtptest.Options{}, func(s *smtptest.Server, _ *Relay) {
+			s.Reply(func(stage string) error {
+				if stage == "rcpt" {
+					return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}
+				}
+				return nil
+			})
+		}, false, "451 4.3.0 try later"},
+		{"permanent failure", smtptest.Options{}, func(s *smtptest.Server, _ *Relay) {
+			s.Reply(func(stage string) error {
+				if stage == "data" {
+					return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "rejected"}
+				}
+				return nil
+			})
+		}, true, "554 5.7.1 rejected"},
+		{"peer hangs", smtptest.Options{}, func(s *smtptest.Server, r *Relay) {
+			s.Hang()
+			r.CommandTimeout = 300 * time.Millisecond
+		}, false, "timeout"},
+		{"nobody listening", smtptest.Options{}, func(_ *smtptest.Server, r *Relay) { r.Port = 1 }, false, "connect"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := smtptest.Start(t, tt.opts)
+			r := relayFor(s, "starttls")
+			if tt.prepare != nil {
+				tt.prepare(s, &r)
+			}
+			start := time.Now()
+			_, err := r.Send(context.Background(), "b@b.test", []string{"c@d.test"}, testMsg)
+			var de *DeliveryError
+			if !errors.As(err, &de) {
+				t.Fatalf("Send = %v, want a DeliveryError", err)
+			}
+			if de.Permanent != tt.permanent || !strings.Contains(err.Error()+" "+de.Err.Error(), tt.want) {
+				t.Errorf("error %q (permanent %v), want %q (permanent %v)", err, de.Permanent, tt.want, tt.permanent)
+			}
+			if time.Since(start) > 10*time.Second {
+				t.Errorf("took %v", time.Since(start))
+			}
+			if len(s.Messages()) != 0 {
+				t.Error("a failed delivery left a message")
+			}
+		})
+	}
+}

@@ -1,0 +1,245 @@
+// Package smtptest runs a real SMTP server (go-smtp) on loopback for tests:
+// it captures what it receives, speaks STARTTLS or implicit TLS with a test
+// certificate, can require AUTH, and can be told to answer with an error or
+// to hang. It stands in for the organization's relay or a recipient's MX.
+package smtptest
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// Message is one received message.
+type Message struct {
+	From     string
+	To       []string
+	Data     []byte
+	TLS      bool
+	AuthUser string
+}
+
+// Options shape the server.
+type Options struct {
+	ImplicitTLS bool   // TLS from the first byte (port 465 style)
+	NoSTARTTLS  bool   // do not offer STARTTLS
+	User, Pass  string // require AUTH PLAIN with these
+}
+
+// Server is a running capture server.
+type Server struct {
+	Addr    string
+	Host    string
+	Port    int
+	RootCAs *x509.CertPool // trusts the server's certificate
+
+	mu       sync.Mutex
+	messages []Message
+	reply    func(stage string) error // stage: "mail", "rcpt", "data"
+	hang     chan struct{}
+	received chan struct{}
+}
+
+// Start runs a server on 127.0.0.1 and stops it when the test ends.
+func Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	cert, pool := testCert(t)
+	s := &Server{RootCAs: pool, received: make(chan struct{}, 1<<16)}
+	srv := smtp.NewServer(&backend{s: s, opts: opts})
+	srv.Domain = "relay.test"
+	srv.ReadTimeout, srv.WriteTimeout = 30*time.Second, 30*time.Second
+	srv.MaxMessageBytes = 64 << 20
+	srv.MaxRecipients = 1000
+	srv.AllowInsecureAuth = false
+	tlsConfig := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if !opts.NoSTARTTLS || opts.ImplicitTLS {
+		srv.TLSConfig = tlsConfig
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.ImplicitTLS {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
+	s.Addr = ln.Addr().String()
+	host, port, _ := net.SplitHostPort(s.Addr)
+	s.Host = host
+	s.Port, _ = strconv.Atoi(port)
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		s.mu.Lock()
+		if s.hang != nil {
+			close(s.hang)
+			s.hang = nil
+		}
+		s.mu.Unlock()
+		srv.Close()
+	})
+	return s
+}
+
+// Messages returns what the server has received so far.
+func (s *Server) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Message(nil), s.messages...)
+}
+
+// Wait blocks until n messages have arrived in total or the timeout ends,
+// and returns what has arrived.
+func (s *Server) Wait(n int, timeout time.Duration) []Message {
+	deadline := time.After(timeout)
+	for {
+		if m := s.Messages(); len(m) >= n {
+			return m
+		}
+		select {
+		case <-s.received:
+		case <-deadline:
+			return s.Messages()
+		}
+	}
+}
+
+// Reply makes the server answer with the error f returns at each stage
+// ("mail", "rcpt", "data"); nil f or a nil error accepts.
+func (s *Server) Reply(f func(stage string) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reply = f
+}
+
+// Hang makes the server stop answering at MAIL FROM until the test ends.
+func (s *Server) Hang() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hang = make(chan struct{})
+}
+
+func (s *Server) check(stage string) error {
+	s.mu.Lock()
+	reply, hang := s.reply, s.hang
+	s.mu.Unlock()
+	if hang != nil && stage == "mail" {
+		<-hang
+		return errors.New("hung")
+	}
+	if reply != nil {
+		return reply(stage)
+	}
+	return nil
+}
+
+type backend struct {
+	s    *Server
+	opts Options
+}
+
+func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	_, isTLS := c.TLSConnectionState()
+	return &session{b: b, tls: isTLS, conn: c}, nil
+}
+
+type session struct {
+	b    *backend
+	conn *smtp.Conn
+	tls  bool
+	user string
+	msg  Message
+}
+
+func (s *session) AuthMechanisms() []string {
+	if s.b.opts.User == "" {
+		return nil
+	}
+	return []string{sasl.Plain}
+}
+
+func (s *session) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(_, user, pass string) error {
+		if user != s.b.opts.User || pass != s.b.opts.Pass {
+			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "bad credentials"}
+		}
+		s.user = user
+		return nil
+	}), nil
+}
+
+func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+	if s.b.opts.User != "" && s.user == "" {
+		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "authentication required"}
+	}
+	if err := s.b.s.check("mail"); err != nil {
+		return err
+	}
+	s.msg = Message{From: from}
+	return nil
+}
+
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if err := s.b.s.check("rcpt"); err != nil {
+		return err
+	}
+	s.msg.To = append(s.msg.To, to)
+	return nil
+}
+
+func (s *session) Data(r io.Reader) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	if err := s.b.s.check("data"); err != nil {
+		return err
+	}
+	_, s.msg.TLS = s.conn.TLSConnectionState()
+	s.msg.Data, s.msg.AuthUser = data, s.user
+	s.b.s.mu.Lock()
+	s.b.s.messages = append(s.b.s.messages, s.msg)
+	s.b.s.mu.Unlock()
+	s.b.s.received <- struct{}{}
+	return nil
+}
+
+func (s *session) Reset()        { s.msg = Message{} }
+func (s *session) Logout() error { return nil }
+
+// testCert makes a certificate for 127.0.0.1 and localhost and a pool that
+// trusts it.
+func testCert(t testing.TB) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "relay.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		DNSNames: []string{"localhost", "relay.test"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
