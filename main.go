@@ -68,6 +68,10 @@ func commands() []command {
 			"Validates VALUE as the admin console does, saves it and records the change in the\n" +
 				"audit trail. Lists take commas: organization.domains example.org,example.com.\n" +
 				"Exits 2 with the reason when the value is invalid; nothing is saved then.", runControl("settings set")},
+		{"mail test", "[--config FILE] --to ADDRESS", "Send a test notification now.",
+			"Sends a branded test message through the configured outbound path (mail.* settings)\n" +
+				"at once, not through the queue, and prints what the relay answered. Exits 1 when\n" +
+				"the relay refuses it or cannot be reached, 2 when outbound mail is not configured.", runControl("mail test")},
 		{"version", "", "Print the version.", "Prints the version, the Go version and the platform.", runVersion},
 		{"help", "[COMMAND]", "Show help for a command.", "Without COMMAND, lists the commands.", runHelp},
 	}
@@ -249,18 +253,16 @@ func startMessage(err error) string {
 // process.
 func runControl(name string) func(env *environment, args []string) int {
 	return func(env *environment, args []string) int {
-		fs := flag.NewFlagSet(name, flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		file := fs.String("config", "", "configuration file")
-		if err := fs.Parse(args); err != nil {
+		file, rest, err := configFlag(args)
+		if err != nil {
 			fmt.Fprintf(env.stderr, "sealpost %s: %v\nRun 'sealpost help %s' for usage.\n", name, err, name)
 			return exitUsage
 		}
-		cfg, ok := loadConfig(env, *file)
+		cfg, ok := loadConfig(env, file)
 		if !ok {
 			return exitUsage
 		}
-		command := append(strings.Fields(name), fs.Args()...)
+		command := append(strings.Fields(name), rest...)
 		ctx, cancel := context.WithTimeout(env.ctx, 5*time.Minute)
 		defer cancel()
 		code, err := ctl.Run(ctx, ctl.SocketPath(cfg.DataDir), command, env.stdout, env.stderr)
@@ -280,4 +282,24 @@ func runControl(name string) func(env *environment, args []string) int {
 		defer app.Close()
 		return app.Command(ctx, command, env.stdout, env.stderr)
 	}
+}
+
+// configFlag takes --config FILE (or --config=FILE) out of args; the rest
+// belongs to the command, which parses it where it runs.
+func configFlag(args []string) (file string, rest []string, err error) {
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--config" || a == "-config":
+			if i+1 == len(args) {
+				return "", nil, errors.New("--config needs a file")
+			}
+			file = args[i+1]
+			i++
+		case strings.HasPrefix(a, "--config=") || strings.HasPrefix(a, "-config="):
+			file = a[strings.IndexByte(a, '=')+1:]
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return file, rest, nil
 }

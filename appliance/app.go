@@ -31,6 +31,7 @@ import (
 	"github.com/sealpost/sealpost/appliance/keyring"
 	"github.com/sealpost/sealpost/appliance/setup"
 	"github.com/sealpost/sealpost/appliance/store"
+	"github.com/sealpost/sealpost/mailer"
 	"github.com/sealpost/sealpost/ui"
 )
 
@@ -49,6 +50,7 @@ type App struct {
 	keys     *keyring.Keyring
 	store    *store.Store
 	audit    *audit.Trail
+	renderer *mailer.Renderer
 	certs    *certs.Manager
 	setup    *setup.Gate
 	web      *ui.Server
@@ -78,6 +80,9 @@ func OpenOffline(ctx context.Context, cfg config.Config, opts Options) (app *App
 		return nil, err
 	}
 	a.audit = audit.New(a.keys, time.Now)
+	if a.renderer, err = mailer.NewRenderer(); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 

@@ -21,6 +21,8 @@ func (a *App) Command(ctx context.Context, args []string, stdout, stderr io.Writ
 		return a.settingsGet(rest, stdout, stderr)
 	case "settings set":
 		return a.settingsSet(ctx, rest, stdout, stderr)
+	case "mail test":
+		return a.mailTest(ctx, rest, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "unknown command %q\n", name)
 	return 2

@@ -52,6 +52,7 @@ type Mail struct {
 	RelaySecurity string `key:"relay_security" doc:"starttls (required, the default) or tls (implicit TLS)."`
 	RelayUsername string `key:"relay_username" doc:"SMTP AUTH user name; empty for no AUTH. AUTH is only ever sent over TLS."`
 	RelayPassword string `key:"relay_password" secret:"true" doc:"SMTP AUTH password. Never shown back."`
+	RelayCAFile   string `key:"relay_ca_file" doc:"PEM file of the CA that signed the relay's certificate, for an internal CA; empty: the system's roots."`
 	FromAddress   string `key:"from_address" doc:"Sender of notifications, e.g. no-reply@example.org."`
 	FromName      string `key:"from_name" doc:"Display name of the sender."`
 	DKIMSelector  string `key:"dkim_selector" doc:"DKIM selector for direct (mx) delivery."`

@@ -1,10 +1,12 @@
 package settings
 
 import (
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/mail"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"unicode/utf8"
@@ -77,6 +79,11 @@ func (s *Settings) Validate() []error {
 	}
 	text("mail.relay_username", m.RelayUsername, 256, false)
 	text("mail.relay_password", m.RelayPassword, 256, false)
+	if m.RelayCAFile != "" {
+		if _, err := LoadCAFile(m.RelayCAFile); err != nil {
+			bad("mail.relay_ca_file", "%v", err)
+		}
+	}
 	if m.FromAddress != "" {
 		if a, err := mail.ParseAddress(m.FromAddress); err != nil || a.Address != m.FromAddress || a.Name != "" {
 			bad("mail.from_address", "%q is not an email address", m.FromAddress)
@@ -102,4 +109,35 @@ func isHostname(name string) bool {
 		}
 	}
 	return true
+}
+
+// LoadCAFile reads a PEM bundle of CA certificates.
+func LoadCAFile(path string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s cannot be read", path)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+// Ready reports what is missing before notifications can be sent.
+func (m Mail) Ready() error {
+	var missing []string
+	if m.FromAddress == "" {
+		missing = append(missing, "mail.from_address")
+	}
+	if m.Mode == "relay" && m.RelayHost == "" {
+		missing = append(missing, "mail.relay_host")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("outbound mail is not configured: set %s (sealpost settings set KEY VALUE)", strings.Join(missing, " and "))
+	}
+	if m.Mode == "mx" {
+		return fmt.Errorf("direct delivery (mail.mode mx) is not available in this version; set mail.mode relay")
+	}
+	return nil
 }

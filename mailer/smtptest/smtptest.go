@@ -46,6 +46,7 @@ type Server struct {
 	Host    string
 	Port    int
 	RootCAs *x509.CertPool // trusts the server's certificate
+	CertDER []byte         // the server's self-signed certificate
 
 	mu       sync.Mutex
 	messages []Message
@@ -58,7 +59,7 @@ type Server struct {
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
 	cert, pool := testCert(t)
-	s := &Server{RootCAs: pool, received: make(chan struct{}, 1<<16)}
+	s := &Server{RootCAs: pool, CertDER: cert.Certificate[0], received: make(chan struct{}, 1<<16)}
 	srv := smtp.NewServer(&backend{s: s, opts: opts})
 	srv.Domain = "relay.test"
 	srv.ReadTimeout, srv.WriteTimeout = 30*time.Second, 30*time.Second

@@ -1,0 +1,109 @@
+package appliance
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/sealpost/sealpost/appliance/audit"
+	"github.com/sealpost/sealpost/appliance/settings"
+	"github.com/sealpost/sealpost/appliance/store"
+	"github.com/sealpost/sealpost/mailer"
+)
+
+// brand is how notifications look, from the settings.
+func brand(s settings.Settings) mailer.Brand {
+	return mailer.Brand{
+		OrgName: s.Organization.Name, Website: s.Organization.Website, AccentColor: s.Branding.AccentColor,
+		Disclaimer: s.Notifications.Disclaimer, PostalAddress: s.Organization.PostalAddress,
+		ShowSubject: s.Notifications.ShowSubject,
+	}
+}
+
+// relay is the configured delivery path.
+func (a *App) relay(s settings.Settings) (mailer.Relay, error) {
+	m := s.Mail
+	if err := m.Ready(); err != nil {
+		return mailer.Relay{}, err
+	}
+	r := mailer.Relay{Host: m.RelayHost, Port: m.RelayPort, Security: m.RelaySecurity,
+		Username: m.RelayUsername, Password: m.RelayPassword, HelloName: a.hostname()}
+	if m.RelayCAFile != "" {
+		pool, err := settings.LoadCAFile(m.RelayCAFile)
+		if err != nil {
+			return r, fmt.Errorf("mail.relay_ca_file: %w", err)
+		}
+		r.RootCAs = pool
+	}
+	return r, nil
+}
+
+// newNotificationID is a random id, safe in a Message-ID and a VERP address.
+func newNotificationID() string { return strings.ToLower(rand.Text()) }
+
+// mailTest sends a branded test message at once through the configured path
+// and reports what the peer answered.
+func (a *App) mailTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("mail test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	to := fs.String("to", "", "recipient address")
+	if err := fs.Parse(args); err != nil || *to == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: sealpost mail test --to ADDRESS")
+		return 2
+	}
+	if addr, err := mail.ParseAddress(*to); err != nil || addr.Address != *to {
+		fmt.Fprintf(stderr, "%q is not an email address\n", *to)
+		return 2
+	}
+	s, err := settings.Read(a.store)
+	if err != nil {
+		return a.fail(stderr, err)
+	}
+	relay, err := a.relay(s)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	rendered, err := a.renderer.Render(mailer.Notification{Kind: mailer.KindTest}, brand(s))
+	if err != nil {
+		return a.fail(stderr, err)
+	}
+	env := mailer.Envelope{ID: newNotificationID(), FromAddress: s.Mail.FromAddress, FromName: s.Mail.FromName,
+		To: *to, Hostname: a.hostname(), Date: time.Now()}
+	msg, err := mailer.Compose(env, rendered)
+	if err != nil {
+		return a.fail(stderr, err)
+	}
+	sendCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	reply, sendErr := relay.Send(sendCtx, env.ReturnPath(), []string{*to}, msg)
+	outcome := "delivered"
+	if sendErr != nil {
+		outcome = "failed"
+	}
+	err = a.store.Update(ctx, func(tx *store.Tx) error {
+		return a.audit.Append(tx, audit.Event{Actor: "cli", Action: "mail.test", Object: "mail/" + env.ID,
+			Detail: map[string]string{"to_domain": (*to)[strings.LastIndexByte(*to, '@')+1:], "outcome": outcome}})
+	})
+	if err != nil {
+		return a.fail(stderr, err)
+	}
+	via := fmt.Sprintf("%s:%d (%s)", relay.Host, relay.Port, relay.Security)
+	if sendErr != nil {
+		var de *mailer.DeliveryError
+		if errors.As(sendErr, &de) && de.Reply != "" {
+			fmt.Fprintf(stderr, "The relay %s refused the test message: %s\n", via, de.Reply)
+		} else {
+			fmt.Fprintf(stderr, "The test message could not be sent through %s: %v\n", via, sendErr)
+		}
+		return 1
+	}
+	fmt.Fprintf(stdout, "Test message sent to %s through %s.\nThe relay answered: %s\n", *to, via, reply)
+	return 0
+}

@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/sealpost/sealpost/mailer/smtptest"
+)
+
+// TestMailTest is the operator's check of outbound mail: configure the relay
+// with `sealpost settings set`, then `sealpost mail test` delivers a branded
+// test message that a real SMTP server on loopback receives over TLS.
+func TestMailTest(t *testing.T) {
+	t.Parallel()
+	relay := smtptest.Start(t, smtptest.Options{User: "sealpost", Pass: "relay-pw"})
+	caFile := filepath.Join(t.TempDir(), "relay-ca.pem")
+	if err := os.WriteFile(caFile, relayCertPEM(t, relay), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	l := newLayout(t)
+	in := start(t, l)
+	cli := func(args ...string) (string, string, int) {
+		return runCLI(t, l.env(), append([]string{args[0], args[1], "--config", "/dev/null"}, args[2:]...)...)
+	}
+
+	_, errOut, code := cli("mail", "test", "--to", "someone@example.test")
+	if code != 2 || !strings.Contains(errOut, "outbound mail is not configured: set mail.from_address and mail.relay_host") {
+		t.Errorf("unconfigured: exit %d, %q", code, errOut)
+	}
+
+	for _, kv := range [][2]string{
+		{"organization.name", "Example Clinic"}, {"organization.postal_address", "1 Harbour Street, Springfield"},
+		{"mail.relay_host", relay.Host}, {"mail.relay_port", fmt.Sprint(relay.Port)},
+		{"mail.relay_ca_file", caFile}, {"mail.relay_username", "sealpost"}, {"mail.relay_password", "relay-pw"},
+		{"mail.from_address", "no-reply@clinic.example.test"}, {"mail.from_name", "Example Clinic"},
+	} {
+		if _, errOut, code := cli("settings", "set", kv[0], kv[1]); code != 0 {
+			t.Fatalf("settings set %s: %d %s", kv[0], code, errOut)
+		}
+	}
+	out, errOut, code := cli("mail", "test", "--to", "someone@example.test")
+	if code != 0 || !strings.Contains(out, "The relay answered: 250") {
+		t.Fatalf("mail test: exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	got := relay.Wait(1, 10*time.Second)
+	if len(got) != 1 {
+		t.Fatalf("the relay received %d messages", len(got))
+	}
+	m := got[0]
+	body := string(m.Data)
+	if !m.TLS || m.AuthUser != "sealpost" || m.To[0] != "someone@example.test" || !strings.HasPrefix(m.From, "bounces+") {
+		t.Errorf("envelope %+v", m)
+	}
+	for _, want := range []string{"Subject: Test message from Example Clinic", "Auto-Submitted: auto-generated",
+		"From: \"Example Clinic\" <no-reply@clinic.example.test>", "1 Harbour Street", "text/html"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the test message lacks %q", want)
+		}
+	}
+
+	// A relay that refuses: exit 1 with its reply.
+	relay.Reply(func(stage string) error {
+		if stage == "rcpt" {
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+		}
+		return nil
+	})
+	_, errOut, code = cli("mail", "test", "--to", "nobody@example.test")
+	if code != 1 || !strings.Contains(errOut, "550 5.1.1 no such user") {
+		t.Errorf("refused: exit %d, %q", code, errOut)
+	}
+	if strings.Contains(in.Stdout(), "relay-pw") {
+		t.Error("the relay password reached the log")
+	}
+	in.stop(syscall.SIGTERM)
+}
+
+func relayCertPEM(t *testing.T, s *smtptest.Server) []byte {
+	t.Helper()
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.CertDER})
+}
