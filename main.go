@@ -68,10 +68,18 @@ func commands() []command {
 			"Validates VALUE as the admin console does, saves it and records the change in the\n" +
 				"audit trail. Lists take commas: organization.domains example.org,example.com.\n" +
 				"Exits 2 with the reason when the value is invalid; nothing is saved then.", runControl("settings set")},
-		{"mail test", "[--config FILE] --to ADDRESS", "Send a test notification now.",
+		{"mail test", "[--config FILE] --to ADDRESS [--queue]", "Send a test notification now.",
 			"Sends a branded test message through the configured outbound path (mail.* settings)\n" +
-				"at once, not through the queue, and prints what the relay answered. Exits 1 when\n" +
-				"the relay refuses it or cannot be reached, 2 when outbound mail is not configured.", runControl("mail test")},
+				"at once and prints what the relay answered. Exits 1 when the relay refuses it or\n" +
+				"cannot be reached, 2 when outbound mail is not configured. With --queue, puts it\n" +
+				"in the outbound queue instead and prints its id.", runControl("mail test")},
+		{"queue list", "[--config FILE]", "Show the outbound queue.",
+			"Lists notifications that wait or failed: id, state, kind, recipient domain, attempts,\n" +
+				"next attempt and last error. Never content or full addresses.", runControl("queue list")},
+		{"queue retry", "[--config FILE] ID", "Try a queued or failed notification now.",
+			"Makes the notification due at once; a failed one goes back into the queue.", runControl("queue retry")},
+		{"queue drop", "[--config FILE] ID", "Remove a notification from the queue.",
+			"Deletes a queued or failed notification and its message. The change is audited.", runControl("queue drop")},
 		{"version", "", "Print the version.", "Prints the version, the Go version and the platform.", runVersion},
 		{"help", "[COMMAND]", "Show help for a command.", "Without COMMAND, lists the commands.", runHelp},
 	}

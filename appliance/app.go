@@ -51,6 +51,7 @@ type App struct {
 	store    *store.Store
 	audit    *audit.Trail
 	renderer *mailer.Renderer
+	queue    *mailer.Queue
 	certs    *certs.Manager
 	setup    *setup.Gate
 	web      *ui.Server
@@ -83,6 +84,7 @@ func OpenOffline(ctx context.Context, cfg config.Config, opts Options) (app *App
 	if a.renderer, err = mailer.NewRenderer(); err != nil {
 		return nil, err
 	}
+	a.queue = mailer.NewQueue(a.store, a.currentSender, a.log.With().Str("component", "mailq").Logger())
 	return a, nil
 }
 
@@ -119,6 +121,7 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (app *App, err e
 	})
 	buildInfo.Set(1)
 	a.registry.MustRegister(buildInfo, a.storeMetrics())
+	a.registry.MustRegister(a.queue.Collectors()...)
 
 	a.web, err = ui.New(ui.Options{
 		Logger:     a.log.With().Str("component", "http").Logger(),
@@ -230,6 +233,10 @@ func (a *App) Serve(ctx context.Context) error {
 		return err
 	}
 	defer control.Close()
+	queueCtx, stopQueue := context.WithCancel(ctx)
+	var queueDone sync.WaitGroup
+	queueDone.Go(func() { a.queue.Run(queueCtx) })
+	defer func() { stopQueue(); queueDone.Wait() }()
 
 	errc := make(chan error, len(servers))
 	var wg sync.WaitGroup

@@ -23,6 +23,12 @@ func (a *App) Command(ctx context.Context, args []string, stdout, stderr io.Writ
 		return a.settingsSet(ctx, rest, stdout, stderr)
 	case "mail test":
 		return a.mailTest(ctx, rest, stdout, stderr)
+	case "queue list":
+		return a.queueList(rest, stdout, stderr)
+	case "queue retry":
+		return a.queueChange(ctx, "retry", rest, stdout, stderr)
+	case "queue drop":
+		return a.queueChange(ctx, "drop", rest, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "unknown command %q\n", name)
 	return 2

@@ -44,6 +44,15 @@ func (a *App) relay(s settings.Settings) (mailer.Relay, error) {
 	return r, nil
 }
 
+// currentSender is the delivery path the settings name now.
+func (a *App) currentSender(context.Context) (mailer.Sender, error) {
+	s, err := settings.Read(a.store)
+	if err != nil {
+		return nil, err
+	}
+	return a.relay(s)
+}
+
 // newNotificationID is a random id, safe in a Message-ID and a VERP address.
 func newNotificationID() string { return strings.ToLower(rand.Text()) }
 
@@ -53,8 +62,9 @@ func (a *App) mailTest(ctx context.Context, args []string, stdout, stderr io.Wri
 	fs := flag.NewFlagSet("mail test", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	to := fs.String("to", "", "recipient address")
+	queued := fs.Bool("queue", false, "send through the outbound queue")
 	if err := fs.Parse(args); err != nil || *to == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: sealpost mail test --to ADDRESS")
+		fmt.Fprintln(stderr, "usage: sealpost mail test --to ADDRESS [--queue]")
 		return 2
 	}
 	if addr, err := mail.ParseAddress(*to); err != nil || addr.Address != *to {
@@ -79,6 +89,13 @@ func (a *App) mailTest(ctx context.Context, args []string, stdout, stderr io.Wri
 	msg, err := mailer.Compose(env, rendered)
 	if err != nil {
 		return a.fail(stderr, err)
+	}
+	if *queued {
+		if err := a.queue.Enqueue(ctx, mailer.KindTest, env, msg); err != nil {
+			return a.fail(stderr, err)
+		}
+		fmt.Fprintf(stdout, "Test message %s queued for %s; `sealpost queue list` shows it until it is delivered.\n", env.ID, *to)
+		return 0
 	}
 	sendCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()

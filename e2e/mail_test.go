@@ -88,3 +88,73 @@ func relayCertPEM(t *testing.T, s *smtptest.Server) []byte {
 	t.Helper()
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.CertDER})
 }
+
+// TestQueueCLI sends test messages through the server's outbound queue and
+// manages a failed one with `sealpost queue list|retry|drop`.
+func TestQueueCLI(t *testing.T) {
+	t.Parallel()
+	relay := smtptest.Start(t, smtptest.Options{})
+	caFile := filepath.Join(t.TempDir(), "relay-ca.pem")
+	if err := os.WriteFile(caFile, relayCertPEM(t, relay), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l := newLayout(t)
+	in := start(t, l)
+	cli := func(args ...string) (string, string, int) {
+		return runCLI(t, l.env(), append([]string{args[0], args[1], "--config", "/dev/null"}, args[2:]...)...)
+	}
+	for _, kv := range [][2]string{{"mail.relay_host", relay.Host}, {"mail.relay_port", fmt.Sprint(relay.Port)},
+		{"mail.relay_ca_file", caFile}, {"mail.from_address", "no-reply@clinic.example.test"}} {
+		if _, errOut, code := cli("settings", "set", kv[0], kv[1]); code != 0 {
+			t.Fatalf("settings set %s: %s", kv[0], errOut)
+		}
+	}
+	if out, _, code := cli("queue", "list"); code != 0 || !strings.Contains(out, "empty") {
+		t.Errorf("empty queue list: %d %q", code, out)
+	}
+
+	out, errOut, code := cli("mail", "test", "--to", "a@example.test", "--queue")
+	if code != 0 || !strings.Contains(out, "queued") {
+		t.Fatalf("mail test --queue: %d %q %q", code, out, errOut)
+	}
+	if got := relay.Wait(1, 15*time.Second); len(got) != 1 {
+		t.Fatalf("the queue delivered %d messages", len(got))
+	}
+
+	// A refused notification shows as failed, can be retried, then dropped.
+	relay.Reply(func(stage string) error {
+		if stage == "rcpt" {
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+		}
+		return nil
+	})
+	out, _, _ = cli("mail", "test", "--to", "b@refused.example.test", "--queue")
+	id := strings.Fields(out)[2]
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, _, _ = cli("queue", "list")
+		if strings.Contains(out, "failed") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, want := range []string{id, "failed", "refused.example.test", "550 5.1.1 no such user"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("queue list lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "b@refused") {
+		t.Errorf("queue list shows the full address:\n%s", out)
+	}
+	relay.Reply(nil)
+	if out, errOut, code := cli("queue", "retry", id); code != 0 {
+		t.Fatalf("queue retry: %d %q %q", code, out, errOut)
+	}
+	if got := relay.Wait(2, 15*time.Second); len(got) != 2 {
+		t.Fatalf("after retry the relay has %d messages", len(got))
+	}
+	if _, errOut, code := cli("queue", "drop", "nosuchid"); code != 2 || !strings.Contains(errOut, "no notification nosuchid") {
+		t.Errorf("drop of an unknown id: %d %q", code, errOut)
+	}
+	in.stop(syscall.SIGTERM)
+}
