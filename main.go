@@ -73,6 +73,10 @@ func commands() []command {
 				"at once and prints what the relay answered. Exits 1 when the relay refuses it or\n" +
 				"cannot be reached, 2 when outbound mail is not configured. With --queue, puts it\n" +
 				"in the outbound queue instead and prints its id.", runControl("mail test")},
+		{"mail dkim", "[--config FILE] [--domain DOMAIN]", "Show the DKIM records to publish.",
+			"Prints the DNS TXT records of the appliance's DKIM keys (Ed25519 and RSA-2048, made on\n" +
+				"first use and kept in the encrypted store) for the domain of mail.from_address.\n" +
+				"Once they are published, turn signing on with: sealpost settings set mail.dkim_sign true", runControl("mail dkim")},
 		{"queue list", "[--config FILE]", "Show the outbound queue.",
 			"Lists notifications that wait or failed: id, state, kind, recipient domain, attempts,\n" +
 				"next attempt and last error. Never content or full addresses.", runControl("queue list")},

@@ -52,11 +52,13 @@ type App struct {
 	audit    *audit.Trail
 	renderer *mailer.Renderer
 	queue    *mailer.Queue
-	certs    *certs.Manager
-	setup    *setup.Gate
-	web      *ui.Server
-	registry *prometheus.Registry
-	serving  atomic.Bool
+	// tlsSessions lets deliveries to the relay resume TLS sessions.
+	tlsSessions tls.ClientSessionCache
+	certs       *certs.Manager
+	setup       *setup.Gate
+	web         *ui.Server
+	registry    *prometheus.Registry
+	serving     atomic.Bool
 }
 
 // OpenOffline unlocks the keyring and opens and migrates the store, and no
@@ -65,7 +67,7 @@ func OpenOffline(ctx context.Context, cfg config.Config, opts Options) (app *App
 	if opts.Stdout == nil {
 		opts.Stdout = os.Stdout
 	}
-	a := &App{cfg: cfg, opts: opts, log: opts.Logger, registry: prometheus.NewRegistry()}
+	a := &App{cfg: cfg, opts: opts, log: opts.Logger, registry: prometheus.NewRegistry(), tlsSessions: tls.NewLRUClientSessionCache(64)}
 	defer func() {
 		if err != nil {
 			a.Close()
@@ -85,6 +87,9 @@ func OpenOffline(ctx context.Context, cfg config.Config, opts Options) (app *App
 		return nil, err
 	}
 	a.queue = mailer.NewQueue(a.store, a.currentSender, a.log.With().Str("component", "mailq").Logger())
+	// Everything goes through the organization's relay, so recipient
+	// domains need no limit of their own; direct delivery will set one.
+	a.queue.PerDomain = a.queue.Workers
 	return a, nil
 }
 

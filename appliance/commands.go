@@ -23,6 +23,8 @@ func (a *App) Command(ctx context.Context, args []string, stdout, stderr io.Writ
 		return a.settingsSet(ctx, rest, stdout, stderr)
 	case "mail test":
 		return a.mailTest(ctx, rest, stdout, stderr)
+	case "mail dkim":
+		return a.mailDKIM(ctx, rest, stdout, stderr)
 	case "queue list":
 		return a.queueList(rest, stdout, stderr)
 	case "queue retry":

@@ -33,7 +33,7 @@ func (a *App) relay(s settings.Settings) (mailer.Relay, error) {
 		return mailer.Relay{}, err
 	}
 	r := mailer.Relay{Host: m.RelayHost, Port: m.RelayPort, Security: m.RelaySecurity,
-		Username: m.RelayUsername, Password: m.RelayPassword, HelloName: a.hostname()}
+		Username: m.RelayUsername, Password: m.RelayPassword, HelloName: a.hostname(), Sessions: a.tlsSessions}
 	if m.RelayCAFile != "" {
 		pool, err := settings.LoadCAFile(m.RelayCAFile)
 		if err != nil {
@@ -86,7 +86,7 @@ func (a *App) mailTest(ctx context.Context, args []string, stdout, stderr io.Wri
 	}
 	env := mailer.Envelope{ID: newNotificationID(), FromAddress: s.Mail.FromAddress, FromName: s.Mail.FromName,
 		To: *to, Hostname: a.hostname(), Date: time.Now()}
-	msg, err := mailer.Compose(env, rendered)
+	msg, err := a.compose(ctx, s, env, rendered)
 	if err != nil {
 		return a.fail(stderr, err)
 	}
@@ -123,4 +123,95 @@ func (a *App) mailTest(ctx context.Context, args []string, stdout, stderr io.Wri
 	}
 	fmt.Fprintf(stdout, "Test message sent to %s through %s.\nThe relay answered: %s\n", *to, via, reply)
 	return 0
+}
+
+var dkimKeysKey = []byte("mail/dkim-keys")
+
+// dkimKeys returns the DKIM keys, made and stored on first use.
+func (a *App) dkimKeys(ctx context.Context) (mailer.DKIMKeys, error) {
+	var keys mailer.DKIMKeys
+	err := a.store.Update(ctx, func(tx *store.Tx) error {
+		data, err := tx.Get(dkimKeysKey)
+		if err == nil {
+			return keys.UnmarshalBinary(data)
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if keys, err = mailer.GenerateDKIMKeys(); err != nil {
+			return err
+		}
+		if data, err = keys.MarshalBinary(); err != nil {
+			return err
+		}
+		if err := tx.Put(dkimKeysKey, data); err != nil {
+			return err
+		}
+		return a.audit.Append(tx, audit.Event{Actor: "system", Action: "mail.dkim.keys_created", Object: "mail/dkim"})
+	})
+	return keys, err
+}
+
+// compose builds a notification's message and, when the settings say so,
+// signs it with DKIM for the sender's domain.
+func (a *App) compose(ctx context.Context, s settings.Settings, env mailer.Envelope, r mailer.Rendered) ([]byte, error) {
+	msg, err := mailer.Compose(env, r)
+	if err != nil || !s.Mail.DKIMSign {
+		return msg, err
+	}
+	keys, err := a.dkimKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return mailer.SignDKIM(msg, domainOf(s.Mail.FromAddress), s.Mail.DKIMSelector, keys)
+}
+
+func domainOf(address string) string { return address[strings.LastIndexByte(address, '@')+1:] }
+
+// mailDKIM prints the DNS records that publish the DKIM keys.
+func (a *App) mailDKIM(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("mail dkim", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	domain := fs.String("domain", "", "the signing domain")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: sealpost mail dkim [--domain DOMAIN]")
+		return 2
+	}
+	s, err := settings.Read(a.store)
+	if err != nil {
+		return a.fail(stderr, err)
+	}
+	if *domain == "" {
+		if s.Mail.FromAddress == "" {
+			fmt.Fprintln(stderr, "set mail.from_address first (its domain signs), or give --domain")
+			return 2
+		}
+		*domain = domainOf(s.Mail.FromAddress)
+	}
+	keys, err := a.dkimKeys(ctx)
+	if err != nil {
+		return a.fail(stderr, err)
+	}
+	records, err := keys.Records(s.Mail.DKIMSelector, *domain)
+	if err != nil {
+		return a.fail(stderr, err)
+	}
+	fmt.Fprintf(stdout, "Publish these DNS TXT records for %s, then: sealpost settings set mail.dkim_sign true\n\n", *domain)
+	for _, r := range records {
+		fmt.Fprintf(stdout, "%s. IN TXT %s\n", r.Name, zoneStrings(r.Value))
+	}
+	if !s.Mail.DKIMSign {
+		fmt.Fprintln(stdout, "\nSigning is off (mail.dkim_sign false).")
+	}
+	return 0
+}
+
+// zoneStrings quotes a TXT value as zone-file strings of at most 255 bytes.
+func zoneStrings(v string) string {
+	var parts []string
+	for len(v) > 255 {
+		parts = append(parts, `"`+v[:255]+`"`)
+		v = v[255:]
+	}
+	return strings.Join(append(parts, `"`+v+`"`), " ")
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/pem"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-smtp"
 
 	"github.com/sealpost/sealpost/mailer/smtptest"
@@ -64,6 +66,39 @@ func TestMailTest(t *testing.T) {
 		"From: \"Example Clinic\" <no-reply@clinic.example.test>", "1 Harbour Street", "text/html"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the test message lacks %q", want)
+		}
+	}
+
+	// DKIM: publish what `mail dkim` prints, turn signing on, and the next
+	// test message carries two signatures that verify against those records.
+	out, errOut, code = cli("mail", "dkim")
+	if code != 0 {
+		t.Fatalf("mail dkim: %d %s", code, errOut)
+	}
+	dns := parseZone(out)
+	if len(dns) != 2 {
+		t.Fatalf("mail dkim printed %d records:\n%s", len(dns), out)
+	}
+	if _, errOut, code := cli("settings", "set", "mail.dkim_sign", "true"); code != 0 {
+		t.Fatal(errOut)
+	}
+	if _, errOut, code := cli("mail", "test", "--to", "someone@example.test"); code != 0 {
+		t.Fatal(errOut)
+	}
+	signed := relay.Wait(2, 10*time.Second)[1].Data
+	verifications, err := dkim.VerifyWithOptions(bytes.NewReader(signed), &dkim.VerifyOptions{
+		LookupTXT: func(domain string) ([]string, error) {
+			if v, ok := dns[domain]; ok {
+				return []string{v}, nil
+			}
+			return nil, fmt.Errorf("no record for %s", domain)
+		}})
+	if err != nil || len(verifications) != 2 {
+		t.Fatalf("DKIM: %v, %d signatures", err, len(verifications))
+	}
+	for _, v := range verifications {
+		if v.Err != nil || v.Domain != "clinic.example.test" {
+			t.Errorf("DKIM signature of %s: %v", v.Domain, v.Err)
 		}
 	}
 
@@ -157,4 +192,21 @@ func TestQueueCLI(t *testing.T) {
 		t.Errorf("drop of an unknown id: %d %q", code, errOut)
 	}
 	in.stop(syscall.SIGTERM)
+}
+
+// parseZone reads `name. IN TXT "a" "b"` lines into name → joined value.
+func parseZone(out string) map[string]string {
+	records := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		name, rest, ok := strings.Cut(line, ". IN TXT ")
+		if !ok {
+			continue
+		}
+		var value strings.Builder
+		for _, part := range strings.Split(rest, `" "`) {
+			value.WriteString(strings.Trim(part, `"`))
+		}
+		records[name] = value.String()
+	}
+	return records
 }

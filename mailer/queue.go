@@ -80,6 +80,8 @@ type Queue struct {
 	PerDomain int // deliveries at once to one recipient domain (default 4)
 
 	mu       sync.Mutex
+	cursor   []byte    // the first due key of the last scan: where the next one starts
+	rescan   time.Time // when the cursor was last reset
 	inflight map[string]bool
 	domains  map[string]int
 	wake     chan struct{}
@@ -197,17 +199,36 @@ type dueRef struct{ ID, Domain string }
 // due returns up to limit items whose next attempt has come and that are
 // not in flight, oldest first. Memory stays bounded by limit, however long
 // the backlog.
+//
+// The scan starts where the previous one found its first entry: delivered
+// items leave deleted keys at the front of the index, and stepping over
+// them on every scan would cost time in proportion to all that was ever
+// sent. New entries are never due before that point (they are due now or
+// later); a full scan every minute covers a clock that went back.
 func (q *Queue) due(limit int) ([]dueRef, error) {
 	now := q.Now().UnixNano()
+	q.mu.Lock()
+	if time.Since(q.rescan) > time.Minute {
+		q.cursor, q.rescan = nil, time.Now()
+	}
+	start := q.cursor
+	q.mu.Unlock()
+	if start == nil {
+		start = []byte(duePrefix)
+	}
 	var out []dueRef
+	var first []byte
 	err := q.st.View(func(tx *store.Tx) error {
-		return tx.Scan([]byte(duePrefix), func(key, _ []byte) error {
+		return tx.ScanFrom([]byte(duePrefix), start, func(key, _ []byte) error {
 			rest := string(key[len(duePrefix):])
 			at, id, _ := strings.Cut(rest, "/")
 			var ns int64
 			fmt.Sscan(at, &ns)
 			if ns > now {
 				return store.ErrStop
+			}
+			if first == nil {
+				first = key
 			}
 			q.mu.Lock()
 			busy := q.inflight[id]
@@ -226,6 +247,11 @@ func (q *Queue) due(limit int) ([]dueRef, error) {
 			return nil
 		})
 	})
+	if first != nil {
+		q.mu.Lock()
+		q.cursor = first
+		q.mu.Unlock()
+	}
 	return out, err
 }
 
@@ -247,6 +273,7 @@ func (q *Queue) release(it dueRef) {
 	if q.domains[it.Domain]--; q.domains[it.Domain] <= 0 {
 		delete(q.domains, it.Domain)
 	}
+	q.poke() // a slot is free: look for more work now, not at the next tick
 }
 
 // attempt delivers one item and records the outcome.

@@ -30,6 +30,9 @@ type Relay struct {
 	Password  string
 	HelloName string         // our name in EHLO
 	RootCAs   *x509.CertPool // nil: the system's roots
+	// Sessions resumes TLS sessions across deliveries, which saves the
+	// handshake's public-key work on every notification after the first.
+	Sessions tls.ClientSessionCache
 	// Timeouts; zero means the RFC 5321 values (5 minutes per command,
 	// 10 minutes after the final dot) and 30 seconds to connect.
 	DialTimeout, CommandTimeout, DataTimeout time.Duration
@@ -77,7 +80,7 @@ func (r Relay) Send(ctx context.Context, from string, to []string, msg []byte) (
 	}
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
-	tlsConfig := &tls.Config{ServerName: r.Host, RootCAs: r.RootCAs, MinVersion: tls.VersionTLS12}
+	tlsConfig := &tls.Config{ServerName: r.Host, RootCAs: r.RootCAs, MinVersion: tls.VersionTLS12, ClientSessionCache: r.Sessions}
 	helo := r.HelloName
 	if helo == "" {
 		helo = "localhost"

@@ -2,6 +2,7 @@ package mailer
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 func relayFor(s *smtptest.Server, security string) Relay {
 	return Relay{Host: s.Host, Port: s.Port, Security: security, HelloName: "sealpost.test", RootCAs: s.RootCAs,
+		Sessions:       tls.NewLRUClientSessionCache(64),
 		CommandTimeout: 5 * time.Second, DataTimeout: 5 * time.Second, DialTimeout: 5 * time.Second}
 }
 

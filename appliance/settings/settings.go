@@ -55,7 +55,8 @@ type Mail struct {
 	RelayCAFile   string `key:"relay_ca_file" doc:"PEM file of the CA that signed the relay's certificate, for an internal CA; empty: the system's roots."`
 	FromAddress   string `key:"from_address" doc:"Sender of notifications, e.g. no-reply@example.org."`
 	FromName      string `key:"from_name" doc:"Display name of the sender."`
-	DKIMSelector  string `key:"dkim_selector" doc:"DKIM selector for direct (mx) delivery."`
+	DKIMSelector  string `key:"dkim_selector" doc:"Base of the DKIM selectors: SELECTOR-ed25519 and SELECTOR-rsa."`
+	DKIMSign      bool   `key:"dkim_sign" doc:"Sign notifications with DKIM for the from_address domain; publish the records that sealpost mail dkim prints first."`
 }
 
 // Notifications are options of the notification mail.

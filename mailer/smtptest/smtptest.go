@@ -38,6 +38,7 @@ type Options struct {
 	ImplicitTLS bool   // TLS from the first byte (port 465 style)
 	NoSTARTTLS  bool   // do not offer STARTTLS
 	User, Pass  string // require AUTH PLAIN with these
+	CountOnly   bool   // keep no messages, only count them (for load tests)
 }
 
 // Server is a running capture server.
@@ -50,6 +51,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	messages []Message
+	count    int
 	reply    func(stage string) error // stage: "mail", "rcpt", "data"
 	hang     chan struct{}
 	received chan struct{}
@@ -99,6 +101,13 @@ func (s *Server) Messages() []Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Message(nil), s.messages...)
+}
+
+// Count returns how many messages the server has accepted.
+func (s *Server) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.count
 }
 
 // Wait blocks until n messages have arrived in total or the timeout ends,
@@ -211,7 +220,10 @@ func (s *session) Data(r io.Reader) error {
 	_, s.msg.TLS = s.conn.TLSConnectionState()
 	s.msg.Data, s.msg.AuthUser = data, s.user
 	s.b.s.mu.Lock()
-	s.b.s.messages = append(s.b.s.messages, s.msg)
+	s.b.s.count++
+	if !s.b.opts.CountOnly {
+		s.b.s.messages = append(s.b.s.messages, s.msg)
+	}
 	s.b.s.mu.Unlock()
 	s.b.s.received <- struct{}{}
 	return nil
