@@ -2,9 +2,13 @@ package keyring
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -12,17 +16,25 @@ import (
 	"github.com/sealpost/sealpost/appliance/fault"
 )
 
-// keyFileHeader is the first line of a master key file.
-const keyFileHeader = "sealpost-master-key v1"
-
-const masterKeySize = 32
+// The master key file is two lines of text:
+//
+//	sealpost-master-key v1
+//	<32 random bytes, standard base64 with padding>
+//
+// It is written once, with mode 0600, and never rewritten.
+const (
+	keyFileHeader  = "sealpost-master-key v1"
+	masterKeySize  = 32
+	maxKeyFileSize = 4 << 10
+	keyIDSize      = 8
+)
 
 // readKeyFile reads the master key, refusing a file that group or others
 // may read.
 func readKeyFile(path string) ([]byte, error) {
 	info, err := os.Stat(path)
 	if err != nil {
-		return nil, fault.E(fault.Invalid, fmt.Sprintf("key file %s cannot be read: %v", path, err), err)
+		return nil, fault.E(fault.Invalid, fmt.Sprintf("key file %s cannot be read", path), err)
 	}
 	if !info.Mode().IsRegular() {
 		return nil, fault.E(fault.Invalid, fmt.Sprintf("key file %s is not a regular file", path), nil)
@@ -31,33 +43,106 @@ func readKeyFile(path string) ([]byte, error) {
 		return nil, fault.E(fault.Invalid, fmt.Sprintf(
 			"key file %s can be read by group or others (mode %04o); run: chmod 600 %s", path, perm, path), nil)
 	}
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, fault.E(fault.Invalid, fmt.Sprintf("key file %s cannot be read: %v", path, err), err)
+		return nil, fault.E(fault.Invalid, fmt.Sprintf("key file %s cannot be read", path), err)
 	}
-	lines := bytes.Split(bytes.TrimSpace(data), []byte("\n"))
-	if len(lines) != 2 || string(bytes.TrimSpace(lines[0])) != keyFileHeader {
-		return nil, fault.E(fault.Invalid, fmt.Sprintf("key file %s is not a Sealpost master key file (it should start with %q)", path, keyFileHeader), nil)
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
+	if err != nil {
+		return nil, fault.E(fault.Invalid, fmt.Sprintf("key file %s cannot be read", path), err)
 	}
-	key, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(lines[1])))
-	if err != nil || len(key) != masterKeySize {
-		return nil, fault.E(fault.Invalid, fmt.Sprintf("key file %s is damaged: the key is not %d bytes of base64", path, masterKeySize), err)
+	defer clear(data)
+	key, problem := parseKeyFile(data)
+	if key == nil {
+		return nil, fault.E(fault.Invalid, fmt.Sprintf("key file %s %s", path, problem), nil)
 	}
 	return key, nil
 }
 
-// createKeyFile makes a new random master key and writes it with mode 0600.
+// parseKeyFile returns the key, or nil and what is wrong with the file.
+// Whitespace around the lines, and a missing or extra final newline, are
+// tolerated.
+func parseKeyFile(data []byte) (key []byte, problem string) {
+	if len(data) > maxKeyFileSize {
+		return nil, "is too large to be a Sealpost master key file"
+	}
+	header, rest, _ := bytes.Cut(data, []byte("\n"))
+	if string(bytes.TrimSpace(header)) != keyFileHeader {
+		return nil, fmt.Sprintf("is not a Sealpost master key file (its first line should be %q)", keyFileHeader)
+	}
+	encoded := bytes.TrimSpace(rest)
+	key = make([]byte, base64.StdEncoding.DecodedLen(len(encoded)))
+	n, err := base64.StdEncoding.Decode(key, encoded)
+	if err != nil || n != masterKeySize {
+		clear(key)
+		return nil, fmt.Sprintf("is damaged (its second line should be %d bytes in base64 and nothing else)", masterKeySize)
+	}
+	return key[:n], ""
+}
+
+// createKeyFile makes a new random master key and writes it with mode 0600,
+// creating its directory with mode 0700 if need be. The file and every
+// directory entry leading to it are on disk when it returns: data sealed
+// under a key that a crash then loses would be lost with it.
 func createKeyFile(path string) ([]byte, error) {
 	key := make([]byte, masterKeySize)
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("make master key: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("create directory for key file: %w", err)
+	if err := mkdirAllSync(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("create directory for key file %s: %w", path, err)
 	}
-	content := keyFileHeader + "\n" + base64.StdEncoding.EncodeToString(key) + "\n"
-	if err := atomicfile.Write(path, []byte(content)); err != nil {
+	content := []byte(keyFileHeader + "\n" + base64.StdEncoding.EncodeToString(key) + "\n")
+	defer clear(content)
+	if err := atomicfile.Write(path, content); err != nil {
 		return nil, fmt.Errorf("write key file %s: %w", path, err)
 	}
 	return key, nil
+}
+
+// keyID is a non-secret name for a master key: the first bytes of an HMAC
+// of a fixed label under it. It lets Open tell a wrong key from a damaged
+// keyring, and an operator tell key files apart.
+func keyID(master []byte) [keyIDSize]byte {
+	m := hmac.New(sha256.New, master)
+	m.Write([]byte("sealpost master key id"))
+	var id [keyIDSize]byte
+	copy(id[:], m.Sum(nil))
+	return id
+}
+
+// mkdirAllSync creates dir and any missing parents with mode 0700, and
+// fsyncs the parent of each directory it creates.
+func mkdirAllSync(dir string) error {
+	dir = filepath.Clean(dir)
+	info, err := os.Stat(dir)
+	if err == nil {
+		if !info.IsDir() {
+			return fmt.Errorf("%s is not a directory", dir)
+		}
+		return nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := mkdirAllSync(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return syncDir(parent)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

@@ -21,6 +21,7 @@ const (
 	argonThreads   = 1
 	argonSaltSize  = 16
 	argonHashSize  = 32
+	maxPHCSize     = 512
 )
 
 // ErrPasswordHash means a stored hash is not one this package can check.
@@ -31,6 +32,9 @@ var ErrPasswordHash = errors.New("keyring: malformed password hash")
 var hashSlots = make(chan struct{}, runtime.NumCPU())
 
 func acquire(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	select {
 	case hashSlots <- struct{}{}:
 		return nil
@@ -41,8 +45,10 @@ func acquire(ctx context.Context) error {
 
 func release() { <-hashSlots }
 
-// HashPassword returns an argon2id hash of password as a PHC string:
-// $argon2id$v=19$m=19456,t=2,p=1$salt$hash.
+// HashPassword returns an argon2id hash of password as a PHC string,
+// $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash> (16-byte salt, 32-byte hash,
+// unpadded standard base64). At most runtime.NumCPU() hashes run at once;
+// HashPassword waits for a slot, or returns ctx's error if ctx ends first.
 func HashPassword(ctx context.Context, password string) (string, error) {
 	salt := make([]byte, argonSaltSize)
 	if _, err := rand.Read(salt); err != nil {
@@ -69,6 +75,9 @@ type phc struct {
 
 func parsePHC(s string) (phc, error) {
 	var p phc
+	if len(s) > maxPHCSize {
+		return p, ErrPasswordHash
+	}
 	parts := strings.Split(s, "$")
 	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" || parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
 		return p, ErrPasswordHash
@@ -94,9 +103,11 @@ func parsePHC(s string) (phc, error) {
 	return p, nil
 }
 
-// VerifyPassword reports whether password matches the PHC hash, in constant
-// time, and whether the hash should be replaced because its parameters are
-// not the current ones.
+// VerifyPassword reports whether password matches the PHC hash (compared in
+// constant time), and whether the hash should be replaced because its
+// parameters are not the current ones. A malformed hash, or one whose
+// parameters would stall the host (memory over 1 GiB, t over 20, p over 16),
+// gives ErrPasswordHash. It shares HashPassword's slots.
 func VerifyPassword(ctx context.Context, hash, password string) (ok, needsRehash bool, err error) {
 	p, err := parsePHC(hash)
 	if err != nil {
@@ -108,6 +119,7 @@ func VerifyPassword(ctx context.Context, hash, password string) (ok, needsRehash
 	defer release()
 	got := argon2.IDKey([]byte(password), p.salt, p.time, p.memory, p.threads, uint32(len(p.hash)))
 	ok = subtle.ConstantTimeCompare(got, p.hash) == 1
-	needsRehash = p.memory != argonMemoryKiB || p.time != argonTime || p.threads != argonThreads || len(p.hash) != argonHashSize
+	needsRehash = p.memory != argonMemoryKiB || p.time != argonTime || p.threads != argonThreads ||
+		len(p.salt) != argonSaltSize || len(p.hash) != argonHashSize
 	return ok, needsRehash, nil
 }
