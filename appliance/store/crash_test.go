@@ -29,10 +29,11 @@ func TestDurabilityUnderSIGKILL(t *testing.T) {
 	dir := t.TempDir()
 	keyFile, dataDir := filepath.Join(dir, "sealpost.key"), filepath.Join(dir, "data")
 	acked := map[string]string{}
+	word := canaryWord() // in every value the writer stores
 	const rounds = 20
 	for round := range rounds {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWriter$")
-		cmd.Env = append(os.Environ(), "SEALPOST_HELPER_WRITER=1", "HELPER_KEY="+keyFile, "HELPER_DATA="+dataDir,
+		cmd.Env = append(os.Environ(), "SEALPOST_HELPER_WRITER=1", "HELPER_KEY="+keyFile, "HELPER_DATA="+dataDir, "HELPER_WORD="+word,
 			fmt.Sprintf("HELPER_ROUND=%d", round))
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
@@ -84,6 +85,13 @@ func TestDurabilityUnderSIGKILL(t *testing.T) {
 			t.Logf("round %d: no write acknowledged before the kill", round)
 		}
 		mu.Unlock()
+
+		// What a killed writer leaves behind is encrypted too.
+		if round == rounds-1 {
+			if found := filesContaining(t, dataDir, word); len(found) > 0 {
+				t.Errorf("the canary word is readable in %v after SIGKILL", found)
+			}
+		}
 
 		// Reopen in this process and check every acknowledged write.
 		keys, err := keyring.Open(keyFile, dataDir)
@@ -143,7 +151,7 @@ func TestHelperWriter(t *testing.T) {
 	var wg sync.WaitGroup
 	for writer := range 8 {
 		wg.Go(func() {
-			value := strings.Repeat("v", 1000+rand.IntN(3000))
+			value := os.Getenv("HELPER_WORD") + strings.Repeat("v", 1000+rand.IntN(3000))
 			for i := 0; ; i++ {
 				key := fmt.Sprintf("r%s/w%d/%06d", round, writer, i)
 				val := fmt.Sprintf("%s-%d", key, len(value))

@@ -59,6 +59,11 @@ func (s *Store) Migrate(ctx context.Context, migrations []Migration) error {
 		return fault.E(fault.Invalid, fmt.Sprintf(
 			"the data in %s was written by a newer sealpost (schema %d; this binary knows %d); upgrade the binary", s.dir, current, latest), nil)
 	}
+	if current < latest && s.before != nil {
+		if err := s.before(current, latest); err != nil {
+			return fmt.Errorf("before migrating from schema %d to %d: %w", current, latest, err)
+		}
+	}
 	for _, m := range migrations[current:] {
 		err := s.Update(ctx, func(tx *Tx) error {
 			if v, err := schemaVersion(tx); err != nil || v != m.Version-1 {

@@ -1,10 +1,11 @@
 // Package store is the only user of Badger. It keeps every record encrypted
 // twice: Badger encrypts its files (AES-CTR under the store key from the
-// keyring), and every value is sealed with AES-256-GCM under the record key
-// with the record's own key as associated data, so a value cannot be read,
-// changed or moved to another key unnoticed. A write returns only once it is
-// durable: concurrent writers share one fsync (group commit), and a failed
-// fsync fails the write and marks the store unhealthy for good.
+// keyring, with the index and block caches it needs for that), and every
+// value is sealed with AES-256-GCM under the record key with the record's own
+// key as associated data, so a value cannot be read, changed or moved to
+// another key unnoticed. A write returns only once it is durable: concurrent
+// writers share one fsync (group commit), and a failed fsync fails the write
+// and marks the store unhealthy for good.
 //
 // No Badger type crosses the API, so another ordered, transactional
 // key-value engine can replace Badger.
@@ -18,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -31,36 +33,69 @@ import (
 // DirName is the store's directory inside the data directory.
 const DirName = "store"
 
+// Keys is what the store needs from the keyring.
+type Keys interface {
+	// StoreEncryptionKey returns Badger's 32-byte encryption key.
+	StoreEncryptionKey() []byte
+	Seal(p keyring.Purpose, plaintext, aad []byte) ([]byte, error)
+	Unseal(p keyring.Purpose, sealed, aad []byte) ([]byte, error)
+}
+
+var _ Keys = (*keyring.Keyring)(nil)
+
 // Options tune the store. The zero value is fine.
 type Options struct {
-	Logger     zerolog.Logger
-	GCInterval time.Duration // value-log garbage collection; default 10 minutes
+	Logger zerolog.Logger
+	// GCInterval is how often value-log garbage collection runs; default 10
+	// minutes.
+	GCInterval time.Duration
+	// BlockCacheSize and IndexCacheSize are Badger's caches in bytes; default
+	// 64 MiB each. Encryption needs both, so zero means the default.
+	BlockCacheSize, IndexCacheSize int64
+	// BeforeMigrate, if set, runs once before Migrate applies pending
+	// migrations (from the stored schema version to the newest); an error
+	// stops Migrate before any change.
+	BeforeMigrate func(from, to int) error
+
+	// Smaller Badger files, for tests that need file rotation.
+	memTableSize, valueLogFileSize int64
 }
 
 // Store is an open store.
 type Store struct {
-	db   *badger.DB
-	keys *keyring.Keyring
-	log  zerolog.Logger
-	dir  string
-	sync *groupSync
+	db     *badger.DB
+	keys   Keys
+	log    zerolog.Logger
+	dir    string
+	logs   *logSync
+	sync   *groupSync
+	before func(from, to int) error
 
+	closed    atomic.Bool
 	closeOnce sync.Once
+	closeErr  error
 	stop      chan struct{}
 	gcDone    chan struct{}
 }
 
 // Open opens (or creates) the store in dataDir/store with the keyring's
 // keys.
-func Open(dataDir string, keys *keyring.Keyring, opts Options) (*Store, error) {
+func Open(dataDir string, keys Keys, opts Options) (*Store, error) {
 	dir := filepath.Join(dataDir, DirName)
+	blockCache, indexCache := opts.BlockCacheSize, opts.IndexCacheSize
+	if blockCache <= 0 {
+		blockCache = 64 << 20
+	}
+	if indexCache <= 0 {
+		indexCache = 64 << 20
+	}
 	bopts := badger.DefaultOptions(dir).
 		WithEncryptionKey(keys.StoreEncryptionKey()).
 		// Both caches must be above zero with encryption on: without the
 		// index cache Badger panics at its first memtable flush.
-		WithIndexCacheSize(64 << 20).
-		WithBlockCacheSize(64 << 20).
-		// Durability comes from the group commit's db.Sync, not a sync per
+		WithIndexCacheSize(indexCache).
+		WithBlockCacheSize(blockCache).
+		// Durability comes from the group commit (commit.go), not a sync per
 		// transaction.
 		WithSyncWrites(false).
 		// Values are sealed, so they are random bytes: compressing them
@@ -69,14 +104,27 @@ func Open(dataDir string, keys *keyring.Keyring, opts Options) (*Store, error) {
 		WithCompression(options.None).
 		WithValueThreshold(1 << 10).
 		WithNumVersionsToKeep(1).
-		WithLogger(badgerLogger{opts.Logger}).
+		WithLogger(newBadgerLogger(opts.Logger)).
 		WithMetricsEnabled(false)
+	if opts.memTableSize > 0 {
+		bopts = bopts.WithMemTableSize(opts.memTableSize)
+	}
+	if opts.valueLogFileSize > 0 {
+		bopts = bopts.WithValueLogFileSize(opts.valueLogFileSize)
+	}
 	db, err := badger.Open(bopts)
 	if err != nil {
 		return nil, openError(dir, err)
 	}
-	s := &Store{db: db, keys: keys, log: opts.Logger, dir: dir, stop: make(chan struct{}), gcDone: make(chan struct{})}
-	s.sync = newGroupSync(db.Sync)
+	logs, err := openLogSync(dir)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	s := &Store{
+		db: db, keys: keys, log: opts.Logger, dir: dir, logs: logs, before: opts.BeforeMigrate,
+		sync: newGroupSync(logs.sync), stop: make(chan struct{}), gcDone: make(chan struct{}),
+	}
 	interval := opts.GCInterval
 	if interval <= 0 {
 		interval = 10 * time.Minute
@@ -88,36 +136,57 @@ func Open(dataDir string, keys *keyring.Keyring, opts Options) (*Store, error) {
 func openError(dir string, err error) error {
 	msg := err.Error()
 	switch {
-	case strings.Contains(msg, "Encryption key mismatch"):
-		return fault.E(fault.Invalid, fmt.Sprintf("the store in %s was encrypted with another key; use the key file and keyring that belong to this data", dir), err)
+	case errors.Is(err, badger.ErrEncryptionKeyMismatch) || strings.Contains(msg, "Encryption key mismatch"):
+		return fault.E(fault.Invalid, fmt.Sprintf(
+			"the store in %s was encrypted with another key; use the key file and keyring that belong to this data", dir), err)
 	case strings.Contains(msg, "Cannot acquire directory lock"):
 		return fault.E(fault.Unavailable, fmt.Sprintf("another sealpost process is using %s; stop it first", dir), err)
 	}
 	return fmt.Errorf("open store %s: %w", dir, err)
 }
 
-// Close stops garbage collection and closes Badger. It is safe to call more
-// than once.
+// Close stops garbage collection and closes Badger, which flushes its
+// memtable. It is safe to call more than once, and on a nil *Store.
 func (s *Store) Close() error {
-	var err error
+	if s == nil {
+		return nil
+	}
 	s.closeOnce.Do(func() {
+		s.closed.Store(true)
 		close(s.stop)
 		<-s.gcDone
-		err = s.db.Close()
+		s.closeErr = errors.Join(s.db.Close(), s.logs.close())
 	})
-	return err
+	return s.closeErr
 }
+
+var errClosed = fault.E(fault.Unavailable, "the store is closed", nil)
 
 // Healthy returns nil while writes can be made durable.
 func (s *Store) Healthy() error {
-	if s.db.IsClosed() {
-		return errors.New("store closed")
+	if s.closed.Load() {
+		return errClosed
 	}
 	return s.sync.failed()
 }
 
-// Size returns the bytes on disk of the tree (LSM) and of the value log.
+// Size returns the bytes on disk of the tree (LSM) and of the value log, as
+// Badger last measured them (about once a minute).
 func (s *Store) Size() (tree, valueLog int64) { return s.db.Size() }
+
+// Stats are cheap numbers for metrics.
+type Stats struct {
+	TreeBytes, ValueLogBytes int64 // as Size
+	// Commits made durable (or failed) and syncs started since Open;
+	// Commits/Syncs is how many writes share one fsync.
+	Commits, Syncs uint64
+}
+
+// Stats returns the store's numbers.
+func (s *Store) Stats() Stats {
+	tree, vlog := s.db.Size()
+	return Stats{TreeBytes: tree, ValueLogBytes: vlog, Commits: s.sync.waits.Load(), Syncs: s.sync.syncs()}
+}
 
 // collectGarbage rewrites value-log files that are mostly stale.
 func (s *Store) collectGarbage(interval time.Duration) {
@@ -130,16 +199,9 @@ func (s *Store) collectGarbage(interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		rewritten := 0
-		for rewritten < 100 {
-			err := s.db.RunValueLogGC(0.5)
-			if err != nil {
-				if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
-					s.log.Warn().Err(err).Msg("value log garbage collection")
-				}
-				break
-			}
-			rewritten++
+		rewritten, err := s.gc()
+		if err != nil {
+			s.log.Warn().Err(err).Msg("value log garbage collection")
 		}
 		if rewritten > 0 {
 			s.log.Info().Int("files", rewritten).Msg("value log garbage collected")
@@ -147,8 +209,43 @@ func (s *Store) collectGarbage(interval time.Duration) {
 	}
 }
 
+// gc runs value-log garbage collection until nothing is worth rewriting.
+//
+// Badger moves a file's live entries with unsynced writes and then deletes
+// the file; a power loss in between would lose them. An open iterator makes
+// Badger defer the deletion until it closes, so each round holds one and
+// syncs before letting go.
+func (s *Store) gc() (rewritten int, err error) {
+	for rewritten < 100 {
+		select {
+		case <-s.stop:
+			return rewritten, nil
+		default:
+		}
+		txn := s.db.NewTransaction(false)
+		it := txn.NewIterator(badger.IteratorOptions{})
+		err = s.db.RunValueLogGC(0.5)
+		if err == nil {
+			err = s.sync.wait()
+		}
+		it.Close()
+		txn.Discard()
+		if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
+			return rewritten, nil
+		}
+		if err != nil {
+			return rewritten, err
+		}
+		rewritten++
+	}
+	return rewritten, nil
+}
+
 // View runs fn in a read-only transaction.
 func (s *Store) View(fn func(tx *Tx) error) error {
+	if s.closed.Load() {
+		return errClosed
+	}
 	return s.db.View(func(txn *badger.Txn) error {
 		return fn(&Tx{txn: txn, keys: s.keys})
 	})
@@ -159,9 +256,10 @@ const maxConflictRetries = 32
 
 // Update runs fn in a read-write transaction and commits it. It returns only
 // once the commit is durable on disk; concurrent updates share one fsync. If
-// another transaction changed what fn read, fn runs again (a few times).
+// another transaction changed what fn read, fn runs again (a few times), so
+// fn must not have effects outside the transaction.
 func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
-	if err := s.sync.failed(); err != nil {
+	if err := s.Healthy(); err != nil {
 		return err
 	}
 	for attempt := 0; ; attempt++ {
@@ -180,7 +278,6 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
 		case errors.Is(err, badger.ErrConflict) && attempt < maxConflictRetries:
 			// Back off a random, growing while so that contenders spread out.
 			time.Sleep(time.Duration(rand.Int64N(int64(attempt+1) * int64(time.Millisecond))))
-			continue
 		case errors.Is(err, badger.ErrConflict):
 			return fault.E(fault.Conflict, "the data changed while saving; try again", err)
 		default:
@@ -189,19 +286,25 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 }
 
-// badgerLogger sends Badger's messages to zerolog. Badger logs file and table
-// events, never values.
+// badgerLogger sends Badger's warnings and errors to zerolog; its info and
+// debug messages are dropped. Badger never logs values, but a few messages
+// name a key (iterator and stream errors): those are logged without their
+// arguments, since keys can hold addresses.
 type badgerLogger struct{ l zerolog.Logger }
 
-func (b badgerLogger) Errorf(f string, a ...any) {
-	b.l.Error().Msg(strings.TrimSpace(fmt.Sprintf(f, a...)))
+func newBadgerLogger(l zerolog.Logger) badgerLogger {
+	return badgerLogger{l.With().Str("engine", "badger").Logger()}
 }
-func (b badgerLogger) Warningf(f string, a ...any) {
-	b.l.Warn().Msg(strings.TrimSpace(fmt.Sprintf(f, a...)))
-}
-func (b badgerLogger) Infof(f string, a ...any) {
-	b.l.Debug().Msg(strings.TrimSpace(fmt.Sprintf(f, a...)))
-}
-func (b badgerLogger) Debugf(f string, a ...any) {
-	b.l.Trace().Msg(strings.TrimSpace(fmt.Sprintf(f, a...)))
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.log(b.l.Error(), f, a) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.log(b.l.Warn(), f, a) }
+func (badgerLogger) Infof(string, ...any)          {}
+func (badgerLogger) Debugf(string, ...any)         {}
+
+func (badgerLogger) log(e *zerolog.Event, f string, a []any) {
+	if strings.Contains(strings.ToLower(f), "key") {
+		e.Bool("redacted", true).Msg(strings.TrimSpace(f))
+		return
+	}
+	e.Msg(strings.TrimSpace(fmt.Sprintf(f, a...)))
 }

@@ -8,14 +8,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/acme/autocert"
 
@@ -181,39 +182,89 @@ func TestConflictRetry(t *testing.T) {
 func TestPrivacyCanary(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	s := e.open(t)
+	// Small memtables and value-log files, so that several are flushed or
+	// rotated while the store is open (and the preallocated files are small
+	// enough to read quickly).
+	s, err := Open(e.dataDir, e.keys, Options{Logger: zerolog.Nop(), memTableSize: 256 << 10, valueLogFileSize: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	word := canaryWord()
 	ctx := context.Background()
 	filler := strings.Repeat("lorem ipsum ", 200)
 	for i := range 3000 {
 		err := s.Update(ctx, func(tx *Tx) error {
+			// Small values stay in the tree, larger ones go to the value log.
+			if err := tx.Put(fmt.Appendf(nil, "small/%s/%05d", word, i), []byte("<"+word+">")); err != nil {
+				return err
+			}
 			return tx.Put(fmt.Appendf(nil, "msg/%s/%05d", word, i), []byte(filler+word+filler))
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	// A large value goes to the value log rather than the tree.
 	put(t, s, "big/"+word, strings.Repeat(word, 10_000))
+	if tables, _ := filepath.Glob(filepath.Join(s.dir, "*.sst")); len(tables) == 0 {
+		t.Error("no memtable was flushed into a table while the store was open")
+	}
+	// The files of a running store (write-ahead logs included), then those
+	// of a closed one.
+	if found := filesContaining(t, e.dataDir, word); len(found) > 0 {
+		t.Errorf("the canary word is readable in %v while the store is open", found)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-
 	if found := filesContaining(t, e.dataDir, word); len(found) > 0 {
 		t.Errorf("the canary word is readable in %v", found)
 	}
-	// Control: a plain file with the word is found.
-	control := filepath.Join(e.dataDir, "control.txt")
-	os.WriteFile(control, []byte("x"+word+"x"), 0o600)
-	if found := filesContaining(t, e.dataDir, word); len(found) != 1 || found[0] != control {
-		t.Errorf("the scanner does not find a plain canary: %v", found)
-	}
+	// Control: the scanner finds the word in a plain file, also where it
+	// crosses the boundary between two pieces it reads.
+	t.Run("control", func(t *testing.T) {
+		control := filepath.Join(e.dataDir, "store", "control")
+		data := make([]byte, 3<<20)
+		copy(data[1<<20-5:], word)
+		if err := os.WriteFile(control, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if found := filesContaining(t, e.dataDir, word); len(found) != 1 || found[0] != control {
+			t.Errorf("the scanner does not find a plain canary: %v", found)
+		}
+	})
 }
 
 func canaryWord() string {
 	b := make([]byte, 8)
 	rand.Read(b)
 	return "canary" + hex.EncodeToString(b)
+}
+
+// fileContains reads the file at path in pieces, with an overlap so that a
+// word across two pieces is found too.
+func fileContains(path string, word []byte) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	buf := make([]byte, 0, 1<<20)
+	for {
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if bytes.Contains(buf, word) {
+			return true, nil
+		}
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		keep := min(len(buf), len(word)-1)
+		buf = buf[:copy(buf, buf[len(buf)-keep:])]
+	}
 }
 
 func filesContaining(t *testing.T, root, word string) []string {
@@ -223,14 +274,11 @@ func filesContaining(t *testing.T, root, word string) []string {
 		if err != nil || !d.Type().IsRegular() {
 			return err
 		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if bytes.Contains(data, []byte(word)) {
+		ok, err := fileContains(path, []byte(word))
+		if ok {
 			found = append(found, path)
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -289,7 +337,16 @@ func digestTree(t *testing.T, root string) string {
 func TestMigrations(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	s := e.open(t)
+	var hooks []string
+	hookErr := error(nil)
+	opts := Options{Logger: zerolog.Nop(), BeforeMigrate: func(from, to int) error {
+		hooks = append(hooks, fmt.Sprintf("%d→%d", from, to))
+		return hookErr
+	}}
+	s, err := Open(e.dataDir, e.keys, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	var ran []int
 	step := func(v int) Migration {
@@ -310,6 +367,34 @@ func TestMigrations(t *testing.T) {
 	if v, _ := s.SchemaVersion(); v != 3 {
 		t.Errorf("schema version %d, want 3", v)
 	}
+	if fmt.Sprint(hooks) != "[0→2 2→3]" {
+		t.Errorf("BeforeMigrate calls %v, want [0→2 2→3]", hooks)
+	}
+
+	// After a reopen nothing runs again.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(e.dataDir, e.keys, opts); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx, []Migration{step(1), step(2), step(3)}); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(ran) != "[1 2 3]" || len(hooks) != 2 {
+		t.Errorf("after a reopen: migrations ran %v, BeforeMigrate %v", ran, hooks)
+	}
+
+	// A failing BeforeMigrate stops everything.
+	hookErr = errors.New("no backup")
+	if err := s.Migrate(ctx, []Migration{step(1), step(2), step(3), step(4)}); err == nil || !strings.Contains(err.Error(), "no backup") {
+		t.Errorf("Migrate with a failing BeforeMigrate: %v", err)
+	}
+	if v, _ := s.SchemaVersion(); v != 3 || len(ran) != 3 {
+		t.Errorf("after a failed BeforeMigrate: version %d, ran %v", v, ran)
+	}
+	hookErr = nil
 
 	// A failing migration leaves the version and data as they were.
 	failing := Migration{Version: 4, Name: "fails", Apply: func(tx *Tx) error {
@@ -327,7 +412,7 @@ func TestMigrations(t *testing.T) {
 	}
 
 	// An older binary refuses newer data.
-	err := s.Migrate(ctx, []Migration{step(1)})
+	err = s.Migrate(ctx, []Migration{step(1)})
 	if err == nil || !strings.Contains(err.Error(), "newer sealpost (schema 3; this binary knows 1)") {
 		t.Errorf("older binary: %v", err)
 	}
@@ -358,76 +443,83 @@ func TestAutocertCache(t *testing.T) {
 	}
 }
 
-// TestFailedSyncIsSticky: once an fsync fails, that write and every later
-// one fail, and the store reports itself unhealthy.
-func TestFailedSyncIsSticky(t *testing.T) {
+// TestValueBoundToKey: a sealed value copied under another key inside
+// Badger (as someone with the disk and Badger's key could) does not open.
+func TestValueBoundToKey(t *testing.T) {
 	t.Parallel()
-	calls := 0
-	g := newGroupSync(func() error {
-		calls++
-		if calls == 2 {
-			return errors.New("EIO")
+	s := newEnv(t).open(t)
+	put(t, s, "user/alice", "admin")
+	err := s.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte("user/alice"))
+		if err != nil {
+			return err
 		}
-		return nil
+		sealed, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(sealed, []byte("admin")) {
+			t.Error("the value is stored in plaintext")
+		}
+		return txn.Set([]byte("user/mallory"), sealed)
 	})
-	if err := g.wait(); err != nil {
-		t.Fatalf("first sync: %v", err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := g.wait(); err == nil || !strings.Contains(err.Error(), "could not save data") {
-		t.Fatalf("failing sync: %v", err)
+	if v, err := get(t, s, "user/mallory"); err == nil || !strings.Contains(err.Error(), "does not authenticate") {
+		t.Errorf("moved value read as %q, %v", v, err)
 	}
-	if err := g.wait(); err == nil {
-		t.Fatal("a write after a failed sync succeeded")
-	}
-	if calls != 2 {
-		t.Errorf("sync retried after failing: %d calls", calls)
-	}
-	if g.failed() == nil {
-		t.Error("failed() does not report the error")
+	if v, err := get(t, s, "user/alice"); err != nil || v != "admin" {
+		t.Errorf("user/alice = %q, %v", v, err)
 	}
 }
 
-// TestGroupSyncCoversEveryCommit: each waiter returns only after a sync that
-// started after its commit, and concurrent waiters share syncs.
-func TestGroupSyncCoversEveryCommit(t *testing.T) {
+func TestClose(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
-	committed, durable, syncs := 0, 0, 0
-	g := newGroupSync(func() error {
-		mu.Lock()
-		covered := committed // what is on disk once this sync ends
-		syncs++
-		mu.Unlock()
-		time.Sleep(200 * time.Microsecond) // an fsync
-		mu.Lock()
-		durable = max(durable, covered)
-		mu.Unlock()
-		return nil
-	})
-	const writers, rounds = 64, 20
-	var wg sync.WaitGroup
-	for range writers {
-		wg.Go(func() {
-			for range rounds {
-				mu.Lock()
-				committed++
-				mine := committed
-				mu.Unlock()
-				if err := g.wait(); err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				if durable < mine {
-					t.Errorf("acknowledged commit %d while only %d were durable", mine, durable)
-				}
-				mu.Unlock()
-			}
-		})
+	var none *Store
+	if err := none.Close(); err != nil {
+		t.Errorf("Close on nil: %v", err)
 	}
-	wg.Wait()
-	if syncs >= writers*rounds/2 {
-		t.Errorf("%d syncs for %d commits: commits are not grouped", syncs, writers*rounds)
+	s := newEnv(t).open(t)
+	if err := s.Healthy(); err != nil {
+		t.Errorf("Healthy on an open store: %v", err)
 	}
-	t.Logf("%d commits, %d syncs", writers*rounds, syncs)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := s.Healthy(); err == nil {
+		t.Error("a closed store is healthy")
+	}
+	if err := s.Update(context.Background(), func(tx *Tx) error { return tx.Put([]byte("a"), []byte("b")) }); err == nil {
+		t.Error("Update after Close succeeded")
+	}
+	if err := s.View(func(*Tx) error { return nil }); err == nil {
+		t.Error("View after Close succeeded")
+	}
+}
+
+// TestBadgerLogger: Badger's warnings and errors reach the log, its chatter
+// does not, and a message that names a key is logged without arguments.
+func TestBadgerLogger(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	l := newBadgerLogger(zerolog.New(&buf))
+	l.Infof("Replaying file id: %d", 7)
+	l.Debugf("writeRequests called")
+	l.Warningf("While compacting level 0: %v\n", errors.New("disk full"))
+	l.Errorf("Key: %v, Version : %v", []byte("user/secret@example.org"), 3)
+	out := buf.String()
+	for _, want := range []string{`"level":"warn"`, "While compacting level 0: disk full", `"level":"error"`, `"redacted":true`, `"engine":"badger"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %s:\n%s", want, out)
+		}
+	}
+	for _, bad := range []string{"Replaying", "writeRequests", "secret@example.org"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("log contains %s:\n%s", bad, out)
+		}
+	}
 }

@@ -23,7 +23,7 @@ var sysPrefix = []byte("\x00sys/")
 // Update.
 type Tx struct {
 	txn      *badger.Txn
-	keys     *keyring.Keyring
+	keys     Keys
 	writable bool
 }
 
