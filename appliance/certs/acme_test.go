@@ -8,49 +8,45 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/sealpost/sealpost/appliance/certs/pebbletest"
+	"golang.org/x/crypto/acme"
 	"golang.org/x/crypto/acme/autocert"
+
+	"github.com/sealpost/sealpost/appliance/certs/pebbletest"
 )
 
-// countingCache counts cache reads and writes, to show a restart serves
-// from the store without asking the CA again.
+// countingCache counts writes, to show a restart serves from the store.
 type countingCache struct {
 	autocert.Cache
-	mu   sync.Mutex
-	puts int
+	puts atomic.Int32
 }
 
 func (c *countingCache) Put(ctx context.Context, name string, data []byte) error {
-	c.mu.Lock()
-	c.puts++
-	c.mu.Unlock()
+	c.puts.Add(1)
 	return c.Cache.Put(ctx, name, data)
 }
 
-func (c *countingCache) Puts() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.puts
-}
-
 // TestACME obtains certificates from a real ACME CA (pebble) on loopback,
-// once through TLS-ALPN-01 and once through HTTP-01.
+// once through TLS-ALPN-01 and once through HTTP-01, verifies them against
+// pebble's root, and restarts with the same cache while any contact with a
+// CA would be counted.
 func TestACME(t *testing.T) {
 	t.Parallel()
 	for _, challenge := range []string{"tls-alpn-01", "http-01"} {
 		t.Run(challenge, func(t *testing.T) {
 			t.Parallel()
-			p := pebbletest.Start(t)
+			ca := pebbletest.Start(t)
 			const host = "app.test"
 			cache := &countingCache{Cache: autocert.DirCache(t.TempDir())}
 			cfg := Config{Mode: ModeACME, Hostname: host, Cache: cache, Logger: zerolog.Nop(),
-				ACME: ACMEConfig{DirectoryURL: p.Directory, Email: "it@app.test", CAFile: p.CAFile}}
+				ACME: ACMEConfig{DirectoryURL: ca.Directory, Email: "it@app.test", CAFile: ca.CAFile}}
 			m, err := Open(context.Background(), cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -59,38 +55,49 @@ func TestACME(t *testing.T) {
 			if !m.Trusted() {
 				t.Error("acme mode should count as trusted")
 			}
+			tlsConfig := m.TLSConfig()
+			if tlsConfig.MinVersion != tls.VersionTLS12 || !slices.Equal(tlsConfig.NextProtos, []string{"h2", "http/1.1", acme.ALPNProto}) {
+				t.Errorf("MinVersion %x, NextProtos %v", tlsConfig.MinVersion, tlsConfig.NextProtos)
+			}
 
-			// The appliance's HTTPS port is where pebble checks TLS-ALPN-01;
-			// for the HTTP-01 run nothing listens there, so autocert has to
-			// fall back to HTTP-01 on the HTTP port.
-			httpsPort := p.TLSPort
+			// The HTTPS listener is where pebble checks TLS-ALPN-01; for
+			// the HTTP-01 run nothing listens there, so TLS-ALPN-01 fails
+			// and autocert falls back to HTTP-01 on the HTTP port.
+			httpsPort := ca.TLSPort
 			if challenge == "http-01" {
 				httpsPort = pebbletest.FreePort(t)
 			}
-			ln, err := tls.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", httpsPort), m.TLSConfig())
+			ln, err := tls.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", httpsPort), tlsConfig)
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "hello") })}
+			hello := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "hello") })
+			srv := &http.Server{Handler: hello}
 			go srv.Serve(ln)
 			defer srv.Close()
-			httpLn, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p.HTTPPort))
+
+			httpLn, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", ca.HTTPPort))
 			if err != nil {
 				t.Fatal(err)
 			}
-			var challenges sync.Map // paths pebble fetched over HTTP
+			var mu sync.Mutex
+			var fetched []string // challenge requests pebble made over HTTP: host and path
 			acmeHandler := m.HTTPHandler(http.NotFoundHandler())
 			httpSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				challenges.Store(r.URL.Path, true)
+				if strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {
+					mu.Lock()
+					fetched = append(fetched, r.Host+r.URL.Path)
+					mu.Unlock()
+				}
 				acmeHandler.ServeHTTP(w, r)
 			})}
 			go httpSrv.Serve(httpLn)
 			defer httpSrv.Close()
 
 			// The first handshake obtains the certificate; a client that
-			// trusts pebble's root then verifies it.
-			client := &http.Client{Timeout: 90 * time.Second, Transport: &http.Transport{
-				TLSClientConfig: &tls.Config{RootCAs: p.Roots(t), ServerName: host},
+			// trusts only pebble's root verifies it.
+			client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
+				TLSClientConfig: &tls.Config{RootCAs: ca.Roots(t), ServerName: host},
 			}}
 			start := time.Now()
 			resp, err := client.Get(fmt.Sprintf("https://127.0.0.1:%d/", httpsPort))
@@ -103,22 +110,36 @@ func TestACME(t *testing.T) {
 				t.Errorf("body %q", body)
 			}
 			leaf := resp.TLS.PeerCertificates[0]
-			if leaf.VerifyHostname(host) != nil || !strings.Contains(leaf.Issuer.CommonName, "Pebble") {
+			if !slices.Equal(leaf.DNSNames, []string{host}) || !strings.Contains(leaf.Issuer.CommonName, "Pebble") {
 				t.Errorf("certificate for %v issued by %q", leaf.DNSNames, leaf.Issuer.CommonName)
 			}
 			t.Logf("%s: certificate issued in %v", challenge, time.Since(start).Round(time.Millisecond))
-			usedHTTP := false
-			challenges.Range(func(path, _ any) bool {
-				usedHTTP = usedHTTP || strings.HasPrefix(path.(string), "/.well-known/acme-challenge/")
-				return true
-			})
-			if usedHTTP != (challenge == "http-01") {
-				t.Errorf("pebble fetched an HTTP-01 challenge: %v; want that only in the http-01 run", usedHTTP)
+
+			mu.Lock()
+			if challenge == "http-01" {
+				// pebble sends Host with the port, which autocert alone
+				// would refuse.
+				if len(fetched) == 0 || !strings.HasPrefix(fetched[0], fmt.Sprintf("%s:%d/", host, ca.HTTPPort)) {
+					t.Errorf("HTTP-01 requests %v, want one for %s:%d", fetched, host, ca.HTTPPort)
+				}
+			} else if len(fetched) > 0 {
+				t.Errorf("pebble fetched HTTP-01 challenges %v in the TLS-ALPN-01 run", fetched)
+			}
+			mu.Unlock()
+
+			// A client that connects by address sends no server name and
+			// still gets the host's certificate.
+			if got := served(t, fmt.Sprintf("127.0.0.1:%d", httpsPort), ""); !bytes.Equal(got.Raw, leaf.Raw) {
+				t.Errorf("without SNI the server shows %v", got.DNSNames)
 			}
 
-			// A restart serves the stored certificate without asking the CA.
-			puts := cache.Puts()
+			// A restart with the same cache serves the stored certificate;
+			// its directory URL now points at a listener that counts
+			// connections, so any contact with a CA would show.
 			srv.Close()
+			puts := cache.puts.Load()
+			contacts := countConnections(t)
+			cfg.ACME.DirectoryURL = "https://" + contacts.addr + "/dir"
 			m2, err := Open(context.Background(), cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -128,7 +149,7 @@ func TestACME(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv2 := &http.Server{Handler: srv.Handler}
+			srv2 := &http.Server{Handler: hello}
 			go srv2.Serve(ln2)
 			defer srv2.Close()
 			resp, err = client.Get("https://" + ln2.Addr().String() + "/")
@@ -136,36 +157,90 @@ func TestACME(t *testing.T) {
 				t.Fatalf("after a restart: %v", err)
 			}
 			resp.Body.Close()
-			if !bytes.Equal(resp.TLS.PeerCertificates[0].Raw, leaf.Raw) || cache.Puts() != puts {
-				t.Error("after a restart the certificate was obtained again instead of read from the store")
+			if !bytes.Equal(resp.TLS.PeerCertificates[0].Raw, leaf.Raw) {
+				t.Error("after a restart the server shows another certificate")
+			}
+			if n, p := contacts.n.Load(), cache.puts.Load()-puts; n != 0 || p != 0 {
+				t.Errorf("after a restart: %d connections to the CA, %d cache writes; want none", n, p)
 			}
 		})
 	}
 }
 
-// TestACMEHTTPHandlerStripsPort: autocert compares the Host header with its
-// port against the host policy, which would refuse every challenge on a
-// non-default port.
-func TestACMEHTTPHandlerStripsPort(t *testing.T) {
+// connCounter is a TCP listener that counts and drops connections.
+type connCounter struct {
+	addr string
+	n    atomic.Int32
+}
+
+func countConnections(t *testing.T) *connCounter {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	c := &connCounter{addr: ln.Addr().String()}
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.n.Add(1)
+			conn.Close()
+		}
+	}()
+	return c
+}
+
+// TestACMEHTTPHandler: challenge paths reach autocert with the port
+// stripped from Host (autocert compares Host with its port to the host
+// policy, which would refuse every challenge on a port other than 80), and
+// everything else reaches the fallback untouched.
+func TestACMEHTTPHandler(t *testing.T) {
 	t.Parallel()
 	m, err := Open(context.Background(), Config{Mode: ModeACME, Hostname: "app.test", Cache: autocert.DirCache(t.TempDir()), Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := http.Server{Handler: m.HTTPHandler(http.NotFoundHandler())}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	go srv.Serve(ln)
-	defer srv.Close()
-	req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+"/.well-known/acme-challenge/unknown-token", nil)
-	req.Host = "app.test:8080"
-	resp, err := http.DefaultClient.Do(req)
+	defer m.Close()
+	fallback := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusTeapot)
+		io.WriteString(w, "fallback "+r.Host)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	// Without stripping, autocert answers 403 (host not allowed); with it, the
-	// unknown token is a 404.
-	if resp.StatusCode != http.StatusNotFound {
-		t.Errorf("challenge for an unknown token on app.test:8080 = %d, want 404", resp.StatusCode)
+	srv := &http.Server{Handler: m.HTTPHandler(fallback)}
+	go srv.Serve(ln)
+	defer srv.Close()
+	tests := []struct {
+		host, path string
+		status     int
+		body       string
+	}{
+		// An unknown token for an allowed host is a 404, not autocert's 403.
+		{"app.test:8080", "/.well-known/acme-challenge/unknown-token", http.StatusNotFound, ""},
+		{"app.test", "/.well-known/acme-challenge/unknown-token", http.StatusNotFound, ""},
+		{"other.test:8080", "/.well-known/acme-challenge/unknown-token", http.StatusForbidden, ""},
+		{"app.test:8080", "/login", http.StatusTeapot, "fallback app.test:8080"},
+	}
+	for _, tt := range tests {
+		req, err := http.NewRequest("GET", "http://"+ln.Addr().String()+tt.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = tt.host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.status || !strings.Contains(string(body), tt.body) {
+			t.Errorf("GET %s%s = %d %q, want %d %q", tt.host, tt.path, resp.StatusCode, body, tt.status, tt.body)
+		}
 	}
 }
