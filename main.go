@@ -69,10 +69,10 @@ func commands() []command {
 				"audit trail. Lists take commas: organization.domains example.org,example.com.\n" +
 				"Exits 2 with the reason when the value is invalid; nothing is saved then.", runControl("settings set")},
 		{"mail test", "[--config FILE] --to ADDRESS [--queue]", "Send a test notification now.",
-			"Sends a branded test message through the configured outbound path (mail.* settings)\n" +
-				"at once and prints what the relay answered. Exits 1 when the relay refuses it or\n" +
-				"cannot be reached, 2 when outbound mail is not configured. With --queue, puts it\n" +
-				"in the outbound queue instead and prints its id.", runControl("mail test")},
+			"Sends a branded test message through the configured outbound path (mail.* settings:\n" +
+				"the relay, or the recipient's MX) at once and prints what the peer answered. Exits 1\n" +
+				"when the peer refuses it or cannot be reached, 2 when outbound mail is not\n" +
+				"configured. With --queue, puts it in the outbound queue instead and prints its id.", runControl("mail test")},
 		{"mail dkim", "[--config FILE] [--domain DOMAIN]", "Show the DKIM records to publish.",
 			"Prints the DNS TXT records of the appliance's DKIM keys (Ed25519 and RSA-2048, made on\n" +
 				"first use and kept in the encrypted store) for the domain of mail.from_address.\n" +

@@ -54,11 +54,14 @@ type App struct {
 	queue    *mailer.Queue
 	// tlsSessions lets deliveries to the relay resume TLS sessions.
 	tlsSessions tls.ClientSessionCache
-	certs       *certs.Manager
-	setup       *setup.Gate
-	web         *ui.Server
-	registry    *prometheus.Registry
-	serving     atomic.Bool
+	// mtaSTS caches the MTA-STS policies of recipient domains for direct
+	// delivery.
+	mtaSTS   *mailer.MTASTS
+	certs    *certs.Manager
+	setup    *setup.Gate
+	web      *ui.Server
+	registry *prometheus.Registry
+	serving  atomic.Bool
 }
 
 // OpenOffline unlocks the keyring and opens and migrates the store, and no
@@ -67,7 +70,8 @@ func OpenOffline(ctx context.Context, cfg config.Config, opts Options) (app *App
 	if opts.Stdout == nil {
 		opts.Stdout = os.Stdout
 	}
-	a := &App{cfg: cfg, opts: opts, log: opts.Logger, registry: prometheus.NewRegistry(), tlsSessions: tls.NewLRUClientSessionCache(64)}
+	a := &App{cfg: cfg, opts: opts, log: opts.Logger, registry: prometheus.NewRegistry(), tlsSessions: tls.NewLRUClientSessionCache(64),
+		mtaSTS: mailer.NewMTASTS(net.DefaultResolver, nil)}
 	defer func() {
 		if err != nil {
 			a.Close()
@@ -87,9 +91,6 @@ func OpenOffline(ctx context.Context, cfg config.Config, opts Options) (app *App
 		return nil, err
 	}
 	a.queue = mailer.NewQueue(a.store, a.currentSender, a.log.With().Str("component", "mailq").Logger())
-	// Everything goes through the organization's relay, so recipient
-	// domains need no limit of their own; direct delivery will set one.
-	a.queue.PerDomain = a.queue.Workers
 	return a, nil
 }
 

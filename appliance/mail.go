@@ -26,22 +26,27 @@ func brand(s settings.Settings) mailer.Brand {
 	}
 }
 
-// relay is the configured delivery path.
-func (a *App) relay(s settings.Settings) (mailer.Relay, error) {
+// sender is the configured delivery path and how to name it to a person.
+func (a *App) sender(s settings.Settings, to string) (mailer.Sender, string, error) {
 	m := s.Mail
 	if err := m.Ready(); err != nil {
-		return mailer.Relay{}, err
+		return nil, "", err
+	}
+	if m.Mode == "mx" {
+		d := mailer.Direct{STS: a.mtaSTS, HelloName: a.hostname(), Sessions: a.tlsSessions,
+			Log: a.log.With().Str("component", "mailq").Logger()}
+		return d, "the mail exchangers of " + domainOf(to), nil
 	}
 	r := mailer.Relay{Host: m.RelayHost, Port: m.RelayPort, Security: m.RelaySecurity,
 		Username: m.RelayUsername, Password: m.RelayPassword, HelloName: a.hostname(), Sessions: a.tlsSessions}
 	if m.RelayCAFile != "" {
 		pool, err := settings.LoadCAFile(m.RelayCAFile)
 		if err != nil {
-			return r, fmt.Errorf("mail.relay_ca_file: %w", err)
+			return nil, "", fmt.Errorf("mail.relay_ca_file: %w", err)
 		}
 		r.RootCAs = pool
 	}
-	return r, nil
+	return r, fmt.Sprintf("the relay %s:%d (%s)", r.Host, r.Port, r.Security), nil
 }
 
 // currentSender is the delivery path the settings name now.
@@ -50,7 +55,8 @@ func (a *App) currentSender(context.Context) (mailer.Sender, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.relay(s)
+	sender, _, err := a.sender(s, "")
+	return sender, err
 }
 
 // newNotificationID is a random id, safe in a Message-ID and a VERP address.
@@ -75,7 +81,7 @@ func (a *App) mailTest(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return a.fail(stderr, err)
 	}
-	relay, err := a.relay(s)
+	sender, via, err := a.sender(s, *to)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
@@ -99,7 +105,7 @@ func (a *App) mailTest(ctx context.Context, args []string, stdout, stderr io.Wri
 	}
 	sendCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	reply, sendErr := relay.Send(sendCtx, env.ReturnPath(), []string{*to}, msg)
+	reply, sendErr := sender.Send(sendCtx, env.ReturnPath(), []string{*to}, msg)
 	outcome := "delivered"
 	if sendErr != nil {
 		outcome = "failed"
@@ -111,17 +117,16 @@ func (a *App) mailTest(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return a.fail(stderr, err)
 	}
-	via := fmt.Sprintf("%s:%d (%s)", relay.Host, relay.Port, relay.Security)
 	if sendErr != nil {
 		var de *mailer.DeliveryError
 		if errors.As(sendErr, &de) && de.Reply != "" {
-			fmt.Fprintf(stderr, "The relay %s refused the test message: %s\n", via, de.Reply)
+			fmt.Fprintf(stderr, "%s refused the test message: %s\n", capitalize(via), de.Reply)
 		} else {
 			fmt.Fprintf(stderr, "The test message could not be sent through %s: %v\n", via, sendErr)
 		}
 		return 1
 	}
-	fmt.Fprintf(stdout, "Test message sent to %s through %s.\nThe relay answered: %s\n", *to, via, reply)
+	fmt.Fprintf(stdout, "Test message sent to %s through %s.\nThe peer answered: %s\n", *to, via, reply)
 	return 0
 }
 
@@ -165,6 +170,8 @@ func (a *App) compose(ctx context.Context, s settings.Settings, env mailer.Envel
 	}
 	return mailer.SignDKIM(msg, domainOf(s.Mail.FromAddress), s.Mail.DKIMSelector, keys)
 }
+
+func capitalize(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
 
 func domainOf(address string) string { return address[strings.LastIndexByte(address, '@')+1:] }
 

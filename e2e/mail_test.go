@@ -50,7 +50,7 @@ func TestMailTest(t *testing.T) {
 		}
 	}
 	out, errOut, code := cli("mail", "test", "--to", "someone@example.test")
-	if code != 0 || !strings.Contains(out, "The relay answered: 250") {
+	if code != 0 || !strings.Contains(out, "The peer answered: 250") {
 		t.Fatalf("mail test: exit %d\nstdout %s\nstderr %s", code, out, errOut)
 	}
 	got := relay.Wait(1, 10*time.Second)

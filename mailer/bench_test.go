@@ -19,7 +19,6 @@ import (
 func BenchmarkQueueThroughput(b *testing.B) {
 	relay := smtptest.Start(b, smtptest.Options{})
 	q := newTestQueue(openStore(b, b.TempDir()), relayFor(relay, "starttls"))
-	q.PerDomain = q.Workers
 	enqueue(b, q, b.N, "outside.test")
 	b.ResetTimer()
 	start := time.Now()
@@ -70,7 +69,6 @@ func BenchmarkBacklogDrain(b *testing.B) {
 		q := newTestQueue(openStore(b, dir), relayFor(relay, "starttls"))
 		runtime.GC()
 		before := rssMiB()
-		q.PerDomain = q.Workers
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		wg.Go(func() { q.Run(ctx) })

@@ -16,9 +16,15 @@ import (
 	"github.com/sealpost/sealpost/appliance/store"
 )
 
-// Sender delivers one message; Relay is one.
+// Sender delivers one message; Relay and Direct are.
 type Sender interface {
 	Send(ctx context.Context, from string, to []string, msg []byte) (string, error)
+}
+
+// domainLimiter is a Sender that limits deliveries at once per recipient
+// domain (Direct does; a relay is one destination and needs no such limit).
+type domainLimiter interface {
+	DomainLimit() int
 }
 
 // Item states.
@@ -77,7 +83,9 @@ type Queue struct {
 	Lifetime time.Duration // give up after this long (default 5 days)
 	Workers  int           // deliveries at once (default 16)
 
-	PerDomain int // deliveries at once to one recipient domain (default 4)
+	// PerDomain limits deliveries at once to one recipient domain when the
+	// sender does not set its own limit (default: Workers, no limit).
+	PerDomain int
 
 	mu       sync.Mutex
 	cursor   []byte    // the first due key of the last scan: where the next one starts
@@ -98,7 +106,7 @@ type queueMetrics struct {
 func NewQueue(st *store.Store, sender func(context.Context) (Sender, error), log zerolog.Logger) *Queue {
 	return &Queue{
 		st: st, sender: sender, log: log,
-		Now: time.Now, Backoff: DefaultBackoff, Lifetime: 5 * 24 * time.Hour, Workers: 16, PerDomain: 4,
+		Now: time.Now, Backoff: DefaultBackoff, Lifetime: 5 * 24 * time.Hour, Workers: 16,
 		inflight: map[string]bool{}, domains: map[string]int{}, wake: make(chan struct{}, 1),
 		metrics: queueMetrics{
 			queued: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sealpost_mail_queue_length", Help: "Notifications waiting to be delivered."}),
@@ -166,8 +174,9 @@ func (q *Queue) Run(ctx context.Context) {
 		if err != nil {
 			q.log.Error().Err(err).Msg("read the mail queue")
 		}
+		perDomain := q.domainLimit(ctx, cap(slots))
 		for _, it := range due {
-			if !q.claim(it) {
+			if !q.claim(it, perDomain) {
 				continue
 			}
 			select {
@@ -255,10 +264,23 @@ func (q *Queue) due(limit int) ([]dueRef, error) {
 	return out, err
 }
 
-func (q *Queue) claim(it dueRef) bool {
+// domainLimit is how many deliveries at once may go to one domain.
+func (q *Queue) domainLimit(ctx context.Context, workers int) int {
+	if s, err := q.sender(ctx); err == nil {
+		if l, ok := s.(domainLimiter); ok {
+			return max(1, l.DomainLimit())
+		}
+	}
+	if q.PerDomain > 0 {
+		return q.PerDomain
+	}
+	return workers
+}
+
+func (q *Queue) claim(it dueRef, perDomain int) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.inflight[it.ID] || q.domains[it.Domain] >= max(1, q.PerDomain) {
+	if q.inflight[it.ID] || q.domains[it.Domain] >= perDomain {
 		return false
 	}
 	q.inflight[it.ID] = true

@@ -214,31 +214,47 @@ func TestQueueSurvivesRestart(t *testing.T) {
 
 func TestQueuePerDomainLimit(t *testing.T) {
 	t.Parallel()
-	relay := smtptest.Start(t, smtptest.Options{})
-	var mu sync.Mutex
-	inflight, peak := 0, 0
-	relay.Reply(func(stage string) error {
-		if stage != "mail" {
-			return nil
-		}
-		mu.Lock()
-		inflight++
-		peak = max(peak, inflight)
-		mu.Unlock()
-		time.Sleep(30 * time.Millisecond)
-		mu.Lock()
-		inflight--
-		mu.Unlock()
-		return nil
-	})
-	q := newTestQueue(openStore(t, t.TempDir()), relayFor(relay, "starttls"))
-	q.PerDomain = 2
-	enqueue(t, q, 12, "one-domain.test")
-	runQueue(t, q)
-	if got := relay.Wait(12, 15*time.Second); len(got) != 12 {
-		t.Fatalf("received %d", len(got))
-	}
-	if peak > 2 {
-		t.Errorf("%d deliveries at once to one domain, limit 2", peak)
+	for _, direct := range []bool{false, true} {
+		t.Run(fmt.Sprintf("direct=%v", direct), func(t *testing.T) {
+			t.Parallel()
+			peer := smtptest.Start(t, smtptest.Options{})
+			var mu sync.Mutex
+			inflight, peak := 0, 0
+			peer.Reply(func(stage string) error {
+				if stage != "mail" {
+					return nil
+				}
+				mu.Lock()
+				inflight++
+				peak = max(peak, inflight)
+				mu.Unlock()
+				time.Sleep(30 * time.Millisecond)
+				mu.Lock()
+				inflight--
+				mu.Unlock()
+				return nil
+			})
+			q := newTestQueue(openStore(t, t.TempDir()), relayFor(peer, "starttls"))
+			if direct {
+				// Direct delivery brings its own limit per domain.
+				z := newZone()
+				z.hosts["one-domain.test"] = []string{"127.0.0.1"}
+				d := directFor(z, peer.Port)
+				d.PerDomain = 2
+				q.sender = func(context.Context) (Sender, error) { return d, nil }
+			} else {
+				q.PerDomain = 2
+			}
+			enqueue(t, q, 12, "one-domain.test")
+			runQueue(t, q)
+			if got := peer.Wait(12, 15*time.Second); len(got) != 12 {
+				t.Fatalf("received %d", len(got))
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if peak != 2 {
+				t.Errorf("%d deliveries at once to one domain, limit 2", peak)
+			}
+		})
 	}
 }

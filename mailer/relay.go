@@ -96,7 +96,14 @@ func (r Relay) Send(ctx context.Context, from string, to []string, msg []byte) (
 		}
 		c = smtp.NewClient(tc)
 	case "starttls":
-		tc, err := startTLS(conn, helo, tlsConfig, orDefault(r.CommandTimeout, 5*time.Minute))
+		p, err := greet(conn, helo, orDefault(r.CommandTimeout, 5*time.Minute))
+		if err == nil && !p.offersTLS {
+			err = errors.New("the relay does not offer STARTTLS, which is required (set mail.relay_security to tls for implicit TLS)")
+		}
+		var tc net.Conn
+		if err == nil {
+			tc, err = p.startTLS(tlsConfig)
+		}
 		if err != nil {
 			conn.Close()
 			return "", classify("STARTTLS with "+addr, err)
@@ -109,12 +116,21 @@ func (r Relay) Send(ctx context.Context, from string, to []string, msg []byte) (
 	defer c.Close()
 	c.CommandTimeout = orDefault(r.CommandTimeout, 5*time.Minute)
 	c.SubmissionTimeout = orDefault(r.DataTimeout, 10*time.Minute)
+	var auth sasl.Client
+	if r.Username != "" {
+		auth = sasl.NewPlainClient("", r.Username, r.Password)
+	}
+	return transact(c, helo, auth, from, to, msg)
+}
 
+// transact runs one mail transaction on a connected client: EHLO, AUTH when
+// given, MAIL, RCPT, DATA; it returns the reply to the final dot.
+func transact(c *smtp.Client, helo string, auth sasl.Client, from string, to []string, msg []byte) (string, error) {
 	if err := c.Hello(helo); err != nil {
 		return "", classify("EHLO", err)
 	}
-	if r.Username != "" {
-		if err := c.Auth(sasl.NewPlainClient("", r.Username, r.Password)); err != nil {
+	if auth != nil {
+		if err := c.Auth(auth); err != nil {
 			return "", classify("AUTH", err)
 		}
 	}
@@ -148,54 +164,76 @@ func orDefault(d, def time.Duration) time.Duration {
 	return def
 }
 
-// startTLS reads the greeting, says EHLO and STARTTLS, and returns the TLS
-// connection. go-smtp's own STARTTLS introduces itself as "localhost"; this
-// lets us give our real name. Bytes the peer sent before the TLS handshake
-// (a STARTTLS injection) are refused.
-func startTLS(conn net.Conn, helo string, config *tls.Config, timeout time.Duration) (net.Conn, error) {
+// preamble is a connection after the greeting and our EHLO, before the
+// client library takes over. go-smtp's own STARTTLS introduces itself as
+// "localhost"; reading the greeting ourselves lets us give our real name and
+// see whether STARTTLS is offered before deciding.
+type preamble struct {
+	conn      net.Conn
+	tp        *textproto.Conn
+	br        *bufio.Reader
+	offersTLS bool
+	timeout   time.Duration
+}
+
+// greet reads the greeting and says EHLO.
+func greet(conn net.Conn, helo string, timeout time.Duration) (*preamble, error) {
 	conn.SetDeadline(time.Now().Add(timeout))
 	defer conn.SetDeadline(time.Time{})
 	br := bufio.NewReader(conn)
-	tp := textproto.NewConn(struct {
+	p := &preamble{conn: conn, br: br, timeout: timeout, tp: textproto.NewConn(struct {
 		io.Reader
 		io.Writer
 		io.Closer
-	}{br, conn, conn})
-	if _, _, err := tp.ReadResponse(220); err != nil {
+	}{br, conn, conn})}
+	if _, _, err := p.tp.ReadResponse(220); err != nil {
 		return nil, smtpErr(err)
 	}
-	if err := tp.PrintfLine("EHLO %s", helo); err != nil {
+	if err := p.tp.PrintfLine("EHLO %s", helo); err != nil {
 		return nil, err
 	}
-	_, ext, err := tp.ReadResponse(250)
+	_, ext, err := p.tp.ReadResponse(250)
 	if err != nil {
 		return nil, smtpErr(err)
 	}
-	offered := false
 	for _, line := range strings.Split(ext, "\n") {
 		if strings.EqualFold(strings.Fields(line + " x")[0], "STARTTLS") {
-			offered = true
+			p.offersTLS = true
 		}
 	}
-	if !offered {
-		return nil, errors.New("the relay does not offer STARTTLS, which is required (set mail.relay_security to tls for implicit TLS)")
-	}
-	if err := tp.PrintfLine("STARTTLS"); err != nil {
+	return p, nil
+}
+
+// startTLS says STARTTLS and returns the TLS connection, ready for a client
+// that expects a greeting. Bytes the peer sent before the TLS handshake (a
+// STARTTLS injection) are refused.
+func (p *preamble) startTLS(config *tls.Config) (net.Conn, error) {
+	p.conn.SetDeadline(time.Now().Add(p.timeout))
+	defer p.conn.SetDeadline(time.Time{})
+	if err := p.tp.PrintfLine("STARTTLS"); err != nil {
 		return nil, err
 	}
-	if _, _, err := tp.ReadResponse(220); err != nil {
+	if _, _, err := p.tp.ReadResponse(220); err != nil {
 		return nil, smtpErr(err)
 	}
-	if br.Buffered() > 0 {
-		return nil, errors.New("the relay sent data before the TLS handshake")
+	if p.br.Buffered() > 0 {
+		return nil, errors.New("the peer sent data before the TLS handshake")
 	}
-	tc := tls.Client(conn, config)
+	tc := tls.Client(p.conn, config)
 	if err := tc.Handshake(); err != nil {
 		return nil, err
 	}
-	// go-smtp expects a greeting; after STARTTLS there is none (RFC 3207),
-	// so hand it the one the server gave before.
-	return &greetedConn{Conn: tc, greeting: strings.NewReader("220 " + "resumed after STARTTLS\r\n")}, nil
+	// go-smtp expects a greeting; after STARTTLS there is none (RFC 3207).
+	return &greetedConn{Conn: tc, greeting: strings.NewReader("220 resumed after STARTTLS\r\n")}, nil
+}
+
+// plain returns the connection without TLS, for a peer that offers none
+// where TLS is opportunistic.
+func (p *preamble) plain() (net.Conn, error) {
+	if p.br.Buffered() > 0 {
+		return nil, errors.New("the peer sent data it was not asked for")
+	}
+	return &greetedConn{Conn: p.conn, greeting: strings.NewReader("220 again\r\n")}, nil
 }
 
 // greetedConn replays a greeting before the TLS stream.

@@ -136,8 +136,5 @@ func (m Mail) Ready() error {
 	if len(missing) > 0 {
 		return fmt.Errorf("outbound mail is not configured: set %s (sealpost settings set KEY VALUE)", strings.Join(missing, " and "))
 	}
-	if m.Mode == "mx" {
-		return fmt.Errorf("direct delivery (mail.mode mx) is not available in this version; set mail.mode relay")
-	}
 	return nil
 }

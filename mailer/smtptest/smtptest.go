@@ -39,6 +39,12 @@ type Options struct {
 	NoSTARTTLS  bool   // do not offer STARTTLS
 	User, Pass  string // require AUTH PLAIN with these
 	CountOnly   bool   // keep no messages, only count them (for load tests)
+	// Cert replaces the server's self-signed certificate (see NewCA).
+	Cert *tls.Certificate
+	// Listen is the address to listen on; default 127.0.0.1 on a free port.
+	// Any 127.0.0.0/8 address works on Linux, so several "MX hosts" can
+	// share one port.
+	Listen string
 }
 
 // Server is a running capture server.
@@ -61,6 +67,9 @@ type Server struct {
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
 	cert, pool := testCert(t)
+	if opts.Cert != nil {
+		cert = *opts.Cert
+	}
 	s := &Server{RootCAs: pool, CertDER: cert.Certificate[0], received: make(chan struct{}, 1<<16)}
 	srv := smtp.NewServer(&backend{s: s, opts: opts})
 	srv.Domain = "relay.test"
@@ -72,7 +81,11 @@ func Start(t testing.TB, opts Options) *Server {
 	if !opts.NoSTARTTLS || opts.ImplicitTLS {
 		srv.TLSConfig = tlsConfig
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	listen := opts.Listen
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,4 +268,54 @@ func testCert(t testing.TB) (tls.Certificate, *x509.CertPool) {
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+// CA is a test certificate authority, for peers whose certificates must
+// verify for a host name (MTA-STS).
+type CA struct {
+	Pool *x509.CertPool
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+// NewCA makes a CA.
+func NewCA(t testing.TB) *CA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "Sealpost test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &CA{Pool: pool, cert: cert, key: key}
+}
+
+// Issue makes a server certificate for the names.
+func (ca *CA) Issue(t testing.TB, names ...string) *tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: names[0]},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		DNSNames: names, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }
