@@ -114,7 +114,7 @@ func (d Direct) Send(ctx context.Context, from string, to []string, msg []byte) 
 			tried++
 			reply, err := d.sendTo(ctx, host, ip, enforce, policy.Mode == STSTesting, from, to, msg)
 			if err == nil {
-				return host + " answered " + reply, nil
+				return reply + " (" + host + ")", nil
 			}
 			var de *DeliveryError
 			if errors.As(err, &de) && de.Permanent {

@@ -46,7 +46,7 @@ type Branding struct {
 
 // Mail is how notifications leave the appliance.
 type Mail struct {
-	Mode          string `key:"mode" doc:"relay (through the organization's mail server) or mx (directly to each recipient's domain)."`
+	Mode          string `key:"mode" doc:"relay (through the organization's mail server) or mx (directly to each recipient domain's MX: STARTTLS when offered, MTA-STS honoured)."`
 	RelayHost     string `key:"relay_host" doc:"Relay host name or address."`
 	RelayPort     int    `key:"relay_port" doc:"Relay port: 587 with STARTTLS, 465 with implicit TLS, 25."`
 	RelaySecurity string `key:"relay_security" doc:"starttls (required, the default) or tls (implicit TLS)."`
