@@ -59,6 +59,16 @@ func (a *App) currentSender(context.Context) (mailer.Sender, error) {
 	return sender, err
 }
 
+// messageIDHost is the right side of notifications' Message-IDs: the
+// appliance's name, or the sender's domain when no name is configured (a
+// Message-ID ending in @localhost looks like spam to receivers).
+func (a *App) messageIDHost(s settings.Settings) string {
+	if a.cfg.Hostname != "" || s.Mail.FromAddress == "" {
+		return a.hostname()
+	}
+	return domainOf(s.Mail.FromAddress)
+}
+
 // newNotificationID is a random id, safe in a Message-ID and a VERP address.
 func newNotificationID() string { return strings.ToLower(rand.Text()) }
 
@@ -91,7 +101,7 @@ func (a *App) mailTest(ctx context.Context, args []string, stdout, stderr io.Wri
 		return a.fail(stderr, err)
 	}
 	env := mailer.Envelope{ID: newNotificationID(), FromAddress: s.Mail.FromAddress, FromName: s.Mail.FromName,
-		To: *to, Hostname: a.hostname(), Date: time.Now()}
+		To: *to, Hostname: a.messageIDHost(s), Date: time.Now()}
 	msg, err := a.compose(ctx, s, env, rendered)
 	if err != nil {
 		return a.fail(stderr, err)

@@ -62,11 +62,7 @@ func Compose(e Envelope, r Rendered) ([]byte, error) {
 	}
 
 	var buf bytes.Buffer
-	w, err := mail.CreateWriter(&buf, h)
-	if err != nil {
-		return nil, err
-	}
-	alt, err := w.CreateInline()
+	alt, err := mail.CreateInlineWriter(&buf, h)
 	if err != nil {
 		return nil, err
 	}
@@ -86,9 +82,6 @@ func Compose(e Envelope, r Rendered) ([]byte, error) {
 		}
 	}
 	if err := alt.Close(); err != nil {
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil

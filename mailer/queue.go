@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -231,8 +232,11 @@ func (q *Queue) due(limit int) ([]dueRef, error) {
 		return tx.ScanFrom([]byte(duePrefix), start, func(key, _ []byte) error {
 			rest := string(key[len(duePrefix):])
 			at, id, _ := strings.Cut(rest, "/")
-			var ns int64
-			fmt.Sscan(at, &ns)
+			// Base 10 explicitly: the zero-padded number would read as octal.
+			ns, err := strconv.ParseInt(at, 10, 64)
+			if err != nil {
+				return fmt.Errorf("mail queue index: bad key %q", key)
+			}
 			if ns > now {
 				return store.ErrStop
 			}

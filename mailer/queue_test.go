@@ -3,6 +3,7 @@ package mailer
 import (
 	"context"
 	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -256,5 +257,25 @@ func TestQueuePerDomainLimit(t *testing.T) {
 				t.Errorf("%d deliveries at once to one domain, limit 2", peak)
 			}
 		})
+	}
+}
+
+func TestQueueWaitsBeforeRetrying(t *testing.T) {
+	t.Parallel()
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // nothing listens: every attempt fails at once
+	q := newTestQueue(openStore(t, t.TempDir()), Relay{Host: "127.0.0.1", Port: port, Security: "starttls", DialTimeout: time.Second})
+	q.Backoff = DefaultBackoff
+	ids := enqueue(t, q, 1, "outside.test")
+	runQueue(t, q)
+	time.Sleep(2 * time.Second)
+	it, err := q.Get(ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it.Attempts != 1 || it.State != StateQueued || time.Until(it.NextAttempt) < 30*time.Second {
+		t.Fatalf("after one failure: %d attempts, next in %s; want 1 attempt and the next a minute later",
+			it.Attempts, time.Until(it.NextAttempt).Round(time.Second))
 	}
 }

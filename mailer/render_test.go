@@ -125,6 +125,9 @@ func TestCompose(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
 	}
+	if mt, _, _ := h.ContentType(); mt != "multipart/alternative" {
+		t.Errorf("Content-Type %q, want multipart/alternative (no attachment, so no multipart/mixed)", mt)
+	}
 	if subject, _ := h.Subject(); subject != "You have a new secure message" {
 		t.Errorf("Subject %q", subject)
 	}
