@@ -34,7 +34,9 @@ func newZone() *zone {
 	return &zone{mx: map[string][]*net.MX{}, hosts: map[string][]string{}, txt: map[string][]string{}, fail: map[string]error{}}
 }
 
-func notFound(name string) error { return &net.DNSError{Err: "no such host", Name: name, IsNotFound: true} }
+func notFound(name string) error {
+	return &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
+}
 
 func (z *zone) lookup(name string) error {
 	z.mu.Lock()
