@@ -10,8 +10,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -21,6 +23,7 @@ import (
 	"github.com/sealpost/sealpost/appliance/config"
 	"github.com/sealpost/sealpost/appliance/ctl"
 	"github.com/sealpost/sealpost/appliance/fault"
+	"github.com/sealpost/sealpost/appliance/keyring"
 )
 
 // version is stamped at build time: -ldflags "-X main.version=…".
@@ -283,6 +286,13 @@ func runControl(name string) func(env *environment, args []string) int {
 		}
 		if !errors.Is(err, ctl.ErrNotRunning) {
 			fmt.Fprintf(env.stderr, "sealpost: %v\n", err)
+			return exitFailure
+		}
+		// No server and no data: a wrong --config or working directory,
+		// not a new appliance to create behind the operator's back.
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, keyring.FileName)); errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(env.stderr, "sealpost %s: no Sealpost data in %s and no server running there.\n"+
+				"Give the configuration the server uses (--config FILE), or start it once with 'sealpost serve'.\n", name, cfg.DataDir)
 			return exitFailure
 		}
 		log := appliance.NewLogger(env.stderr, "warn")

@@ -86,6 +86,9 @@ func TestCLIUsage(t *testing.T) {
 		{args: []string{"serve", "--bogus"}, code: 2, stderr: "flag provided but not defined: -bogus"},
 		{args: []string{"config", "check", "extra"}, code: 2, stderr: `unexpected argument "extra"`},
 		{args: []string{"serve", "--config", "/nonexistent/sealpost.toml"}, code: 2, stderr: "does not exist"},
+		// No server and no data where the configuration points: an error,
+		// not a new, empty appliance made on the spot.
+		{args: []string{"queue", "list"}, code: 1, stderr: "no Sealpost data in ./data and no server running there", noStdout: true},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, "_"), func(t *testing.T) {
