@@ -134,7 +134,9 @@ func transact(c *smtp.Client, helo string, auth sasl.Client, from string, to []s
 			return "", classify("AUTH", err)
 		}
 	}
-	if err := c.Mail(from, nil); err != nil {
+	// RET=HDRS where the peer supports DSN: a bounce carries the headers
+	// back (enough to match it), not the notification.
+	if err := c.Mail(from, &smtp.MailOptions{Return: smtp.DSNReturnHeaders}); err != nil {
 		return "", classify("MAIL FROM", err)
 	}
 	for _, rcpt := range to {
