@@ -63,7 +63,8 @@ const (
 
 func itemKey(id string) []byte { return []byte(itemPrefix + id) }
 
-// dueKey orders queued items by their next attempt.
+// dueKey orders queued items by their next attempt; its value is the
+// recipient domain.
 func dueKey(at time.Time, id string) []byte {
 	return fmt.Appendf(nil, "%s%020d/%s", duePrefix, at.UnixNano(), id)
 }
@@ -142,7 +143,7 @@ func (q *Queue) Enqueue(ctx context.Context, kind Kind, env Envelope, msg []byte
 		if err := store.PutJSON(tx, itemKey(it.ID), it); err != nil {
 			return err
 		}
-		return tx.Put(dueKey(now, it.ID), nil)
+		return tx.Put(dueKey(now, it.ID), []byte(it.Domain()))
 	})
 	if err != nil {
 		return err
@@ -229,7 +230,7 @@ func (q *Queue) due(limit int) ([]dueRef, error) {
 	var out []dueRef
 	var first []byte
 	err := q.st.View(func(tx *store.Tx) error {
-		return tx.ScanFrom([]byte(duePrefix), start, func(key, _ []byte) error {
+		return tx.ScanFrom([]byte(duePrefix), start, func(key, domain []byte) error {
 			rest := string(key[len(duePrefix):])
 			at, id, _ := strings.Cut(rest, "/")
 			// Base 10 explicitly: the zero-padded number would read as octal.
@@ -249,11 +250,17 @@ func (q *Queue) due(limit int) ([]dueRef, error) {
 			if busy {
 				return nil
 			}
-			it, err := store.GetJSON[Item](tx, itemKey(id))
-			if err != nil {
-				return nil // a dangling index entry; attempt cleans it
+			// The entry's value is the recipient domain, so that scheduling
+			// never reads the notifications themselves.
+			ref := dueRef{ID: id, Domain: string(domain)}
+			if ref.Domain == "" {
+				it, err := store.GetJSON[Item](tx, itemKey(id))
+				if err != nil {
+					return nil // a dangling index entry; attempt cleans it
+				}
+				ref.Domain = it.Domain()
 			}
-			out = append(out, dueRef{ID: id, Domain: it.Domain()})
+			out = append(out, ref)
 			if len(out) >= limit {
 				return store.ErrStop
 			}
@@ -348,7 +355,7 @@ func (q *Queue) attempt(ctx context.Context, id string) {
 			return err
 		}
 		if it.State == StateQueued {
-			if err := tx.Put(dueKey(it.NextAttempt, it.ID), nil); err != nil {
+			if err := tx.Put(dueKey(it.NextAttempt, it.ID), []byte(it.Domain())); err != nil {
 				return err
 			}
 		}
@@ -424,7 +431,7 @@ func (q *Queue) Retry(ctx context.Context, id string) error {
 			return err
 		}
 		it.State, it.NextAttempt = StateQueued, q.Now().UTC()
-		if err := tx.Put(dueKey(it.NextAttempt, id), nil); err != nil {
+		if err := tx.Put(dueKey(it.NextAttempt, id), []byte(it.Domain())); err != nil {
 			return err
 		}
 		return store.PutJSON(tx, itemKey(id), it)
