@@ -60,7 +60,7 @@ type Server struct {
 	count    int
 	reply    func(stage string) error // stage: "mail", "rcpt", "data"
 	hang     chan struct{}
-	received chan struct{}
+	received chan struct{} // signalled (never blocking) when a message arrives
 }
 
 // Start runs a server on 127.0.0.1 and stops it when the test ends.
@@ -70,7 +70,7 @@ func Start(t testing.TB, opts Options) *Server {
 	if opts.Cert != nil {
 		cert = *opts.Cert
 	}
-	s := &Server{RootCAs: pool, CertDER: cert.Certificate[0], received: make(chan struct{}, 1<<16)}
+	s := &Server{RootCAs: pool, CertDER: cert.Certificate[0], received: make(chan struct{}, 1)}
 	srv := smtp.NewServer(&backend{s: s, opts: opts})
 	srv.Domain = "relay.test"
 	srv.ReadTimeout, srv.WriteTimeout = 30*time.Second, 30*time.Second
@@ -238,7 +238,13 @@ func (s *session) Data(r io.Reader) error {
 		s.b.s.messages = append(s.b.s.messages, s.msg)
 	}
 	s.b.s.mu.Unlock()
-	s.b.s.received <- struct{}{}
+	// A signal, not a count: a full channel already wakes Wait, which then
+	// counts. (A buffered send per message blocked the server for good
+	// once 65,536 messages had gone unwaited.)
+	select {
+	case s.b.s.received <- struct{}{}:
+	default:
+	}
 	return nil
 }
 
