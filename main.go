@@ -87,6 +87,13 @@ func commands() []command {
 			"Makes the notification due at once; a failed one goes back into the queue.", runControl("queue retry")},
 		{"queue drop", "[--config FILE] ID", "Remove a notification from the queue.",
 			"Deletes a queued or failed notification and its message. The change is audited.", runControl("queue drop")},
+		{"setup", "[--config FILE] --answers FILE", "Run first-run setup from an answers file.",
+			"Applies the wizard's answers (TOML: [organization], [branding], [admin], [mail], [inbound])\n" +
+				"with the same checks as the web wizard: every problem is listed with its key and\n" +
+				"nothing is saved unless all is valid (exit 2). Afterwards the web wizard is gone.", runSetup},
+		{"admin reset-password", "[--config FILE] EMAIL", "Print a one-time password-reset link.",
+			"Break-glass for a locked-out administrator: makes a reset link for the user with EMAIL\n" +
+				"and prints it instead of mailing it. The link works once; the action is audited.", runControl("admin reset-password")},
 		{"version", "", "Print the version.", "Prints the version, the Go version and the platform.", runVersion},
 		{"help", "[COMMAND]", "Show help for a command.", "Without COMMAND, lists the commands.", runHelp},
 	}
@@ -266,6 +273,23 @@ func startMessage(err error) string {
 // runControl returns the action of a command that runs against the store:
 // through the running server's control socket, or, with no server, in this
 // process.
+// runSetup passes the answers file to the server (or the offline store)
+// with an absolute path, since the server's working directory may differ.
+func runSetup(env *environment, args []string) int {
+	for i, a := range args {
+		if (a == "--answers" || a == "-answers") && i+1 < len(args) {
+			if abs, err := filepath.Abs(args[i+1]); err == nil {
+				args[i+1] = abs
+			}
+		} else if v, ok := strings.CutPrefix(a, "--answers="); ok {
+			if abs, err := filepath.Abs(v); err == nil {
+				args[i] = "--answers=" + abs
+			}
+		}
+	}
+	return runControl("setup")(env, args)
+}
+
 func runControl(name string) func(env *environment, args []string) int {
 	return func(env *environment, args []string) int {
 		file, rest, err := configFlag(args)
@@ -290,7 +314,7 @@ func runControl(name string) func(env *environment, args []string) int {
 		}
 		// No server and no data: a wrong --config or working directory,
 		// not a new appliance to create behind the operator's back.
-		if _, err := os.Stat(filepath.Join(cfg.DataDir, keyring.FileName)); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, keyring.FileName)); errors.Is(err, fs.ErrNotExist) && name != "setup" {
 			fmt.Fprintf(env.stderr, "sealpost %s: no Sealpost data in %s and no server running there.\n"+
 				"Give the configuration the server uses (--config FILE), or start it once with 'sealpost serve'.\n", name, cfg.DataDir)
 			return exitFailure

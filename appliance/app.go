@@ -24,11 +24,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
+	"github.com/sealpost/sealpost/appliance/account"
 	"github.com/sealpost/sealpost/appliance/audit"
 	"github.com/sealpost/sealpost/appliance/certs"
 	"github.com/sealpost/sealpost/appliance/config"
 	"github.com/sealpost/sealpost/appliance/ctl"
 	"github.com/sealpost/sealpost/appliance/keyring"
+	"github.com/sealpost/sealpost/appliance/settings"
 	"github.com/sealpost/sealpost/appliance/setup"
 	"github.com/sealpost/sealpost/appliance/store"
 	"github.com/sealpost/sealpost/mailer"
@@ -52,6 +54,7 @@ type App struct {
 	audit    *audit.Trail
 	renderer *mailer.Renderer
 	queue    *mailer.Queue
+	accounts *account.Service
 	// tlsSessions lets deliveries to the relay resume TLS sessions.
 	tlsSessions tls.ClientSessionCache
 	// mtaSTS caches the MTA-STS policies of recipient domains for direct
@@ -62,6 +65,9 @@ type App struct {
 	web      *ui.Server
 	registry *prometheus.Registry
 	serving  atomic.Bool
+	// boundPort is the HTTPS port actually listened on (the configured
+	// one may be 0), for links in mail.
+	boundPort atomic.Value
 }
 
 // OpenOffline unlocks the keyring and opens and migrates the store, and no
@@ -91,6 +97,11 @@ func OpenOffline(ctx context.Context, cfg config.Config, opts Options) (app *App
 		return nil, err
 	}
 	a.queue = mailer.NewQueue(a.store, a.currentSender, a.log.With().Str("component", "mailq").Logger())
+	a.accounts, err = account.New(ctx, account.Options{Store: a.store, Audit: a.audit, Notifier: notifier{a},
+		Logger: a.log.With().Str("component", "account").Logger(), BaseURL: a.baseURL})
+	if err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -137,6 +148,15 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (app *App, err e
 		Ready:      a.Ready,
 		HSTS:       a.certs.Trusted,
 		Registry:   a.registry,
+
+		Accounts:      a.accounts,
+		AdminNetworks: a.adminNetworks(),
+		ReadSettings:  func() (settings.Settings, error) { return settings.Read(a.store) },
+		SaveSettings: func(ctx context.Context, actor string, changes ...settings.Change) error {
+			return settings.Set(ctx, a.store, a.audit, actor, changes...)
+		},
+		OrgName:       func() string { s, _ := settings.Read(a.store); return s.Organization.Name },
+		SignInMessage: func() string { s, _ := settings.Read(a.store); return s.Branding.SignInMessage },
 	})
 	if err != nil {
 		return nil, err
@@ -222,6 +242,7 @@ func (a *App) Serve(ctx context.Context) error {
 		return err
 	}
 	httpsPort := portOf(servers[0].ln.Addr())
+	a.boundPort.Store(httpsPort)
 	if err := bind("http", a.cfg.HTTP.Listen, a.certs.HTTPHandler(ui.RedirectToHTTPS(httpsPort)), nil); err != nil {
 		closeAll()
 		return err

@@ -16,7 +16,12 @@ import (
 func (a *App) Command(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	name := strings.Join(args[:min(2, len(args))], " ")
 	rest := args[min(2, len(args)):]
+	if len(args) > 0 && args[0] == "setup" {
+		return a.setupAnswers(ctx, args[1:], stdout, stderr)
+	}
 	switch name {
+	case "admin reset-password":
+		return a.adminResetPassword(ctx, rest, stdout, stderr)
 	case "settings get":
 		return a.settingsGet(rest, stdout, stderr)
 	case "settings set":

@@ -133,24 +133,35 @@ func DefaultBackoff(attempts int) time.Duration {
 
 // Enqueue stores a notification durably and wakes the workers.
 func (q *Queue) Enqueue(ctx context.Context, kind Kind, env Envelope, msg []byte) error {
-	now := q.Now().UTC()
-	it := Item{ID: env.ID, Kind: kind, To: env.To, ReturnPath: env.ReturnPath(), State: StateQueued,
-		Created: now, NextAttempt: now, Message: msg}
-	err := q.st.Update(ctx, func(tx *store.Tx) error {
-		if _, err := tx.Get(itemKey(it.ID)); err == nil {
-			return fmt.Errorf("enqueue: notification %s exists", it.ID)
-		}
-		if err := store.PutJSON(tx, itemKey(it.ID), it); err != nil {
-			return err
-		}
-		return tx.Put(dueKey(now, it.ID), []byte(it.Domain()))
-	})
+	err := q.st.Update(ctx, func(tx *store.Tx) error { return q.Add(tx, kind, env, msg) })
 	if err != nil {
 		return err
 	}
-	q.metrics.queued.Inc()
-	q.poke()
+	q.Committed(1)
 	return nil
+}
+
+// Add queues a notification inside the caller's transaction, so that the
+// flow that sends it and the notification are durable together. After the
+// commit, call Committed.
+func (q *Queue) Add(tx *store.Tx, kind Kind, env Envelope, msg []byte) error {
+	now := q.Now().UTC()
+	it := Item{ID: env.ID, Kind: kind, To: env.To, ReturnPath: env.ReturnPath(), State: StateQueued,
+		Created: now, NextAttempt: now, Message: msg}
+	if _, err := tx.Get(itemKey(it.ID)); err == nil {
+		return fmt.Errorf("enqueue: notification %s exists", it.ID)
+	}
+	if err := store.PutJSON(tx, itemKey(it.ID), it); err != nil {
+		return err
+	}
+	return tx.Put(dueKey(now, it.ID), []byte(it.Domain()))
+}
+
+// Committed counts n notifications added in a committed transaction and
+// wakes the workers.
+func (q *Queue) Committed(n int) {
+	q.metrics.queued.Add(float64(n))
+	q.poke()
 }
 
 func (q *Queue) poke() {
@@ -171,7 +182,18 @@ func (q *Queue) Run(ctx context.Context) {
 	slots := make(chan struct{}, max(1, q.Workers))
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
+	// Notifications added in other packages' transactions are counted
+	// here, by a recount now and then.
+	recount := time.NewTicker(time.Minute)
+	defer recount.Stop()
 	for {
+		select {
+		case <-recount.C:
+			if n, err := q.countQueued(); err == nil {
+				q.metrics.queued.Set(float64(n))
+			}
+		default:
+		}
 		due, err := q.due(4 * cap(slots))
 		if err != nil {
 			q.log.Error().Err(err).Msg("read the mail queue")

@@ -5,18 +5,73 @@ import (
 	"html/template"
 	"io"
 	"io/fs"
+	"net/http"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/sealpost/sealpost/appliance/account"
+	"github.com/sealpost/sealpost/appliance/fault"
 	"github.com/sealpost/sealpost/embed"
 )
 
 // page carries what the layout shows on every page.
 type page struct {
 	Version string
+	CSRF    string        // the form token, for every form's hidden csrf field
+	User    *account.User // the signed-in user, if any
+	Nav     string        // which navigation entry is current
+	Flash   string        // a one-line confirmation of what just happened
 }
 
 func (s *Server) page() page { return page{Version: s.opts.Version} }
+
+// pageFor is the layout data of a request: the form token and who is
+// signed in.
+func (s *Server) pageFor(c echo.Context, nav string) page {
+	p := s.page()
+	p.CSRF, _ = c.Get(ctxCSRF).(string)
+	p.Nav = nav
+	if sess, u, ok := current(c); ok && sess.Stage == account.StageFull {
+		p.User = &u
+	}
+	p.Flash = c.QueryParam("done")
+	return p
+}
+
+// form holds a form's values and its errors by field, to show each error
+// next to its field and keep what was typed.
+type Form struct {
+	Values map[string]string
+	Errors map[string]string
+	Error  string // a problem with the form as a whole
+}
+
+func newForm(c echo.Context, fields ...string) Form {
+	f := Form{Values: map[string]string{}, Errors: map[string]string{}}
+	for _, k := range fields {
+		f.Values[k] = c.FormValue(k)
+	}
+	return f
+}
+
+// fail records err on the form: field errors next to their fields, any
+// other safe message at the top. It returns the status to answer with.
+func (f *Form) fail(err error) int {
+	if ve := account.FieldErrors(err); ve != nil {
+		for _, fe := range ve.Fields {
+			if f.Errors[fe.Field] == "" {
+				f.Errors[fe.Field] = fe.Message
+			} else {
+				f.Errors[fe.Field] += " " + fe.Message
+			}
+		}
+		return http.StatusUnprocessableEntity
+	}
+	f.Error = fault.Message(err)
+	return statusOf[fault.KindOf(err)]
+}
 
 // renderer holds one template set per page: the layout plus that page's
 // blocks. A page's name is its path under templates/ without ".html".
@@ -25,13 +80,13 @@ type renderer struct {
 }
 
 func newRenderer() (*renderer, error) {
-	layout, err := template.ParseFS(embed.Templates, "templates/layout.html")
+	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(embed.Templates, "templates/layout.html", "templates/partials/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("parse layout: %w", err)
 	}
 	r := &renderer{pages: map[string]*template.Template{}}
 	err = fs.WalkDir(embed.Templates, "templates", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || path == "templates/layout.html" {
+		if err != nil || d.IsDir() || path == "templates/layout.html" || strings.HasPrefix(path, "templates/partials/") {
 			return err
 		}
 		t, err := template.Must(layout.Clone()).ParseFS(embed.Templates, path)
@@ -51,4 +106,28 @@ func (r *renderer) Render(w io.Writer, name string, data any, _ echo.Context) er
 		return fmt.Errorf("no template %q", name)
 	}
 	return t.ExecuteTemplate(w, "layout", data)
+}
+
+// funcs are the helpers templates may call.
+var funcs = template.FuncMap{
+	"date": func(t time.Time) string {
+		if t.IsZero() {
+			return "never"
+		}
+		return t.UTC().Format("2 Jan 2006 15:04 UTC")
+	},
+	"has": func(u account.User, r string) bool { return u.Has(account.Role(r)) },
+	"bytes": func(n int64) string {
+		switch {
+		case n >= 1<<30:
+			return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
+		case n >= 1<<20:
+			return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+		case n >= 1<<10:
+			return fmt.Sprintf("%.0f KB", float64(n)/(1<<10))
+		}
+		return fmt.Sprintf("%d B", n)
+	},
+	"add":  func(a, b int) int { return a + b },
+	"list": func(s ...string) []string { return s },
 }

@@ -5,6 +5,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/sealpost/sealpost/appliance/account"
 	"github.com/sealpost/sealpost/embed"
 	"golang.org/x/time/rate"
 )
@@ -28,4 +30,46 @@ func (s *Server) routes() {
 		},
 	})
 	e.GET("/setup", s.setupPage, setupLimit)
+	if s.opts.Accounts == nil {
+		return
+	}
+
+	// Signing in, registering, links from mail: anyone.
+	e.GET("/", s.home)
+	e.GET("/signin", s.signInForm)
+	e.POST("/signin", s.signIn)
+	e.GET("/signin/code", s.codeForm)
+	e.POST("/signin/code", s.code)
+	e.GET("/signin/enrol", s.enrolForm)
+	e.POST("/signin/enrol", s.enrol)
+	e.POST("/signout", s.signOut)
+	e.GET("/forgot", s.forgotForm)
+	e.POST("/forgot", s.forgot)
+	e.GET("/reset", s.resetForm)
+	e.POST("/reset", s.reset)
+	e.GET("/register", s.registerForm)
+	e.POST("/register", s.register)
+	e.POST("/register/self", s.selfRegister)
+	e.GET("/alias/confirm", s.confirmAlias)
+	e.GET("/unsubscribe", s.unsubscribeForm)
+	e.POST("/unsubscribe", s.unsubscribe)
+	e.POST("/unsubscribe/one-click", s.unsubscribe)
+
+	// The signed-in user's own account.
+	e.GET("/account", s.accountView, signedIn)
+	e.POST("/account", s.accountAction, signedIn)
+
+	// The admin console: administrators, from the allowed networks only.
+	admin := e.Group("/admin", s.adminNetworks, signedIn, role(account.RoleAdmin))
+	admin.GET("", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/admin/users") })
+	admin.GET("/users", s.users)
+	admin.GET("/users/:id", s.user)
+	admin.POST("/users/:id", s.userAction)
+	admin.GET("/invite", s.inviteForm)
+	admin.POST("/invite", s.invite)
+	admin.GET("/groups", s.groups)
+	admin.GET("/groups/:id", s.group)
+	admin.POST("/groups/:id", s.saveGroup)
+	admin.GET("/registration", s.registration)
+	admin.POST("/registration", s.registrationAction)
 }

@@ -8,13 +8,18 @@
 package ui
 
 import (
+	"context"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/sealpost/sealpost/appliance/account"
+	"github.com/sealpost/sealpost/appliance/settings"
 )
 
 // SetupGate says whether first-run setup is pending and checks its token.
@@ -40,6 +45,16 @@ type Options struct {
 	Ready      func() error // nil when the appliance can serve; the error says what is not ready
 	HSTS       func() bool  // true once the certificate is trusted
 	Registry   prometheus.Registerer
+
+	// Accounts is the account domain; nil while only setup is served.
+	Accounts *account.Service
+	// AdminNetworks are the only client networks the admin console answers
+	// (admin.allowed_networks); empty: every network.
+	AdminNetworks []netip.Prefix
+	ReadSettings  func() (settings.Settings, error)
+	SaveSettings  func(ctx context.Context, actor string, changes ...settings.Change) error
+	OrgName       func() string // for the authenticator app's label
+	SignInMessage func() string
 }
 
 // Server is the HTTPS handler.
@@ -72,6 +87,8 @@ func New(opts Options) (*Server, error) {
 		s.recoverPanics,
 		s.securityHeaders,
 		s.setupMode,
+		s.loadSession,
+		csrf(),
 	)
 	s.routes()
 	return s, nil

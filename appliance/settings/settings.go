@@ -27,6 +27,17 @@ type Settings struct {
 	Branding      Branding      `key:"branding"`
 	Mail          Mail          `key:"mail"`
 	Notifications Notifications `key:"notifications"`
+	Security      Security      `key:"security"`
+	Registration  Registration  `key:"registration"`
+	Inbound       Inbound       `key:"inbound"`
+}
+
+// Inbound is how the organization's mail servers reach the gateway, and
+// what makes a message secure.
+type Inbound struct {
+	RelayNetworks []string `key:"relay_networks" doc:"Networks (CIDR) of the mail servers that may relay to Sealpost, comma-separated."`
+	SubjectTag    string   `key:"subject_tag" doc:"A message whose subject holds this tag goes secure; the tag is removed."`
+	SecureHeader  string   `key:"secure_header" doc:"A message with this header set (to anything but no, false or 0) goes secure."`
 }
 
 // Organization is who runs the appliance.
@@ -65,11 +76,38 @@ type Notifications struct {
 	Disclaimer  string `key:"disclaimer" doc:"Legal text appended to every notification and secure message."`
 }
 
+// Security are the lifetimes of sessions and links, and the password policy.
+type Security struct {
+	SessionIdleMinutes   int  `key:"session_idle_minutes" doc:"A session ends after this many minutes without a request."`
+	SessionLifetimeHours int  `key:"session_lifetime_hours" doc:"A session ends this many hours after sign-in, however active."`
+	SessionBindIP        bool `key:"session_bind_ip" doc:"End a session when a request comes from another IP address than the sign-in."`
+	ResetLinkHours       int  `key:"reset_link_hours" doc:"Password-reset links are valid for this many hours."`
+	AuthCodeMinutes      int  `key:"auth_code_minutes" doc:"Emailed authorization codes are valid for this many minutes."`
+	InvitationDays       int  `key:"invitation_days" doc:"Invitations are valid for this many days."`
+	PasswordMinLength    int  `key:"password_min_length" doc:"Shortest password accepted (at least 8; 12 or more recommended)."`
+	SignInAttempts       int  `key:"sign_in_attempts" doc:"Failed sign-ins in a row after which the account is locked for lockout_minutes."`
+	LockoutMinutes       int  `key:"lockout_minutes" doc:"How long an account stays locked after too many failed sign-ins."`
+	RequireTOTPForAll    bool `key:"require_totp_for_all" doc:"Require a second factor of every user (administrators always need one)."`
+	AdminRequiresTOTP    bool `key:"admin_requires_totp" doc:"Administrators and auditors must use a second factor (strongly recommended; on by default)."`
+}
+
+// Registration is who may register, and how.
+type Registration struct {
+	Access             string   `key:"access" doc:"open (anyone may register) or controlled (only addresses a registration filter allows)."`
+	InvitationOnly     bool     `key:"invitation_only" doc:"Only invited people may register (recommended)."`
+	Level              int      `key:"level" doc:"Security level of registration: 1 quick, 2 confirm the email with a code, 3 also a passcode from the inviter."`
+	CRAExcludedDomains []string `key:"cra_excluded_domains" doc:"Domains for which level 3 falls back to level 2, comma-separated."`
+}
+
 // Defaults are the settings of a new appliance.
 func Defaults() Settings {
 	return Settings{
 		Branding: Branding{AccentColor: "#0f7b6c"},
 		Mail:     Mail{Mode: "relay", RelayPort: 587, RelaySecurity: "starttls", DKIMSelector: "sealpost"},
+		Security: Security{SessionIdleMinutes: 60, SessionLifetimeHours: 12, ResetLinkHours: 4, AuthCodeMinutes: 10,
+			InvitationDays: 14, PasswordMinLength: 12, SignInAttempts: 5, LockoutMinutes: 15, AdminRequiresTOTP: true},
+		Registration: Registration{Access: "open", InvitationOnly: true, Level: 2},
+		Inbound:      Inbound{SubjectTag: "[secure]", SecureHeader: "X-Sealpost-Secure"},
 	}
 }
 
@@ -247,7 +285,20 @@ type Change struct{ Key, Value string }
 // once, nothing is saved unless all of the result is valid, and each change
 // is audited (a secret's value never reaches the audit trail).
 func Set(ctx context.Context, st *store.Store, trail *audit.Trail, actor string, changes ...Change) error {
-	return st.Update(ctx, func(tx *store.Tx) error {
+	return st.Update(ctx, func(tx *store.Tx) error { return SetTx(tx, trail, actor, changes...) })
+}
+
+// Problems returns the lines of an invalid Set, one per problem, or nil.
+func Problems(err error) []string {
+	if err == nil || fault.KindOf(err) != fault.Invalid {
+		return nil
+	}
+	return strings.Split(fault.Message(err), "\n")
+}
+
+// SetTx is Set inside the caller's transaction.
+func SetTx(tx *store.Tx, trail *audit.Trail, actor string, changes ...Change) error {
+	{
 		s, err := Load(tx)
 		if err != nil {
 			return err
@@ -286,5 +337,5 @@ func Set(ctx context.Context, st *store.Store, trail *audit.Trail, actor string,
 			}
 		}
 		return nil
-	})
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -95,8 +96,51 @@ func (s *Settings) Validate() []error {
 	}
 
 	text("notifications.disclaimer", s.Notifications.Disclaimer, 5000, true)
+
+	sec := s.Security
+	between := func(key string, v, lo, hi int) {
+		if v < lo || v > hi {
+			bad(key, "%d is not from %d to %d", v, lo, hi)
+		}
+	}
+	between("security.session_idle_minutes", sec.SessionIdleMinutes, 5, 24*60)
+	between("security.session_lifetime_hours", sec.SessionLifetimeHours, 1, 24*30)
+	if sec.SessionLifetimeHours*60 < sec.SessionIdleMinutes {
+		bad("security.session_lifetime_hours", "%d hours is shorter than the idle timeout of %d minutes", sec.SessionLifetimeHours, sec.SessionIdleMinutes)
+	}
+	between("security.reset_link_hours", sec.ResetLinkHours, 1, 72)
+	between("security.auth_code_minutes", sec.AuthCodeMinutes, 2, 60)
+	between("security.invitation_days", sec.InvitationDays, 1, 90)
+	between("security.password_min_length", sec.PasswordMinLength, 8, 128)
+	between("security.sign_in_attempts", sec.SignInAttempts, 3, 50)
+	between("security.lockout_minutes", sec.LockoutMinutes, 1, 24*60)
+
+	r := s.Registration
+	switch r.Access {
+	case "open", "controlled":
+	default:
+		bad("registration.access", "%q is not open or controlled", r.Access)
+	}
+	between("registration.level", r.Level, 1, 3)
+
+	for _, n := range s.Inbound.RelayNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			bad("inbound.relay_networks", "%q is not a network in CIDR form such as 192.0.2.0/24", n)
+		}
+	}
+	text("inbound.subject_tag", s.Inbound.SubjectTag, 64, false)
+	if h := s.Inbound.SecureHeader; h != "" && !headerName.MatchString(h) {
+		bad("inbound.secure_header", "%q is not a header name (letters, digits and hyphens)", h)
+	}
+	for _, d := range r.CRAExcludedDomains {
+		if !isHostname(d) {
+			bad("registration.cra_excluded_domains", "%q is not a domain", d)
+		}
+	}
 	return errs
 }
+
+var headerName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,62}$`)
 
 func isHostname(name string) bool {
 	name = strings.TrimSuffix(name, ".")

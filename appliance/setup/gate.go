@@ -98,6 +98,11 @@ func (g *Gate) Complete(ctx context.Context, st *store.Store) error {
 	if err != nil {
 		return fmt.Errorf("record setup completed: %w", err)
 	}
+	return g.finish()
+}
+
+// finish closes the wizard after setup is recorded in the store.
+func (g *Gate) finish() error {
 	g.pending.Store(false)
 	if err := os.Remove(g.tokenPath); err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("remove %s: %w", g.tokenPath, err)

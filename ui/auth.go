@@ -1,0 +1,163 @@
+package ui
+
+import (
+	"errors"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/sealpost/sealpost/appliance/account"
+)
+
+// Cookies. __Host- binds them to this origin, over HTTPS, for every path.
+const (
+	sessionCookie = "__Host-sealpost-session"
+	csrfCookie    = "__Host-sealpost-csrf"
+)
+
+// Context keys.
+const (
+	ctxSession = "sealpost.session"
+	ctxUser    = "sealpost.user"
+	ctxToken   = "sealpost.token"
+	ctxCSRF    = "sealpost.csrf"
+)
+
+// csrf refuses state changes that do not come from the appliance's own
+// pages: a browser's Sec-Fetch-Site must say same-origin, and a client
+// without it must send the token of the double-submit cookie. The one-click
+// unsubscribe (RFC 8058) is posted by mail programs and is authorized by the
+// token in its link instead.
+func csrf() echo.MiddlewareFunc {
+	return middleware.CSRFWithConfig(middleware.CSRFConfig{
+		Skipper:        func(c echo.Context) bool { return c.Path() == "/unsubscribe/one-click" },
+		TokenLookup:    "form:csrf",
+		ContextKey:     ctxCSRF,
+		CookieName:     csrfCookie,
+		CookiePath:     "/",
+		CookieSecure:   true,
+		CookieHTTPOnly: true,
+		CookieSameSite: http.SameSiteStrictMode,
+		ErrorHandler: func(err error, c echo.Context) error {
+			return echo.NewHTTPError(http.StatusForbidden, "This form has expired or did not come from this site. Go back, reload the page and try again.")
+		},
+	})
+}
+
+// loadSession finds the signed-in user, if any, for every request.
+func (s *Server) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.opts.Accounts == nil {
+			return next(c)
+		}
+		ck, err := c.Cookie(sessionCookie)
+		if err != nil || ck.Value == "" {
+			return next(c)
+		}
+		sess, u, err := s.opts.Accounts.Authenticate(c.Request().Context(), ck.Value, c.RealIP())
+		switch {
+		case errors.Is(err, account.ErrNoSession):
+			s.clearSession(c)
+		case err != nil:
+			return err
+		default:
+			c.Set(ctxSession, sess)
+			c.Set(ctxUser, u)
+			c.Set(ctxToken, ck.Value)
+		}
+		return next(c)
+	}
+}
+
+func (s *Server) setSession(c echo.Context, token string) {
+	c.SetCookie(&http.Cookie{Name: sessionCookie, Value: token, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+}
+
+func (s *Server) clearSession(c echo.Context) {
+	c.SetCookie(&http.Cookie{Name: sessionCookie, Value: "", Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: -1})
+}
+
+// current returns the request's session and user; ok is false when nobody
+// is signed in.
+func current(c echo.Context) (account.Session, account.User, bool) {
+	sess, ok := c.Get(ctxSession).(account.Session)
+	if !ok {
+		return account.Session{}, account.User{}, false
+	}
+	u, _ := c.Get(ctxUser).(account.User)
+	return sess, u, true
+}
+
+func sessionToken(c echo.Context) string {
+	t, _ := c.Get(ctxToken).(string)
+	return t
+}
+
+// signedIn lets only fully signed-in users through; others go to the
+// sign-in page (and come back afterwards), or finish their second factor.
+func signedIn(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		sess, _, ok := current(c)
+		switch {
+		case !ok:
+			if c.Request().Method != http.MethodGet {
+				return echo.NewHTTPError(http.StatusUnauthorized, "Your session has ended. Sign in again.")
+			}
+			return c.Redirect(http.StatusSeeOther, "/signin?next="+url.QueryEscape(c.Request().URL.RequestURI()))
+		case sess.Stage == account.StageSecondFactor:
+			return c.Redirect(http.StatusSeeOther, "/signin/code")
+		case sess.Stage == account.StageEnrol:
+			return c.Redirect(http.StatusSeeOther, "/signin/enrol")
+		}
+		return next(c)
+	}
+}
+
+// role lets only users with one of roles through; others get 404, so the
+// console does not even show that it exists.
+func role(roles ...account.Role) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			_, u, _ := current(c)
+			for _, r := range roles {
+				if u.Has(r) {
+					return next(c)
+				}
+			}
+			return echo.ErrNotFound
+		}
+	}
+}
+
+// adminNetworks answers the admin console only from the configured
+// networks (admin.allowed_networks).
+func (s *Server) adminNetworks(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if len(s.opts.AdminNetworks) == 0 {
+			return next(c)
+		}
+		ip, err := netip.ParseAddr(c.RealIP())
+		if err == nil {
+			ip = ip.Unmap()
+			for _, p := range s.opts.AdminNetworks {
+				if p.Contains(ip) {
+					return next(c)
+				}
+			}
+		}
+		s.log.Warn().Str("remote_ip", c.RealIP()).Str("route", c.Path()).Msg("admin console refused: address outside admin.allowed_networks")
+		return echo.ErrNotFound
+	}
+}
+
+// safeNext is where to go after signing in: a path on this site only.
+func safeNext(next string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/"
+	}
+	return next
+}
