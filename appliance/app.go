@@ -155,8 +155,6 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (app *App, err e
 		SaveSettings: func(ctx context.Context, actor string, changes ...settings.Change) error {
 			return settings.Set(ctx, a.store, a.audit, actor, changes...)
 		},
-		OrgName:       func() string { s, _ := settings.Read(a.store); return s.Organization.Name },
-		SignInMessage: func() string { s, _ := settings.Read(a.store); return s.Branding.SignInMessage },
 	})
 	if err != nil {
 		return nil, err

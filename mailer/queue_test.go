@@ -15,21 +15,14 @@ import (
 
 	"github.com/sealpost/sealpost/appliance/keyring"
 	"github.com/sealpost/sealpost/appliance/store"
+	"github.com/sealpost/sealpost/appliance/store/storetest"
 	"github.com/sealpost/sealpost/mailer/smtptest"
 )
 
 // openStore opens a keyring and store under dir (reopenable).
 func openStore(t testing.TB, dir string) *store.Store {
 	t.Helper()
-	keys, err := keyring.Open(filepath.Join(dir, "k"), filepath.Join(dir, "data"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(filepath.Join(dir, "data"), keys, store.Options{Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close(); keys.Close() })
+	st, _ := storetest.Open(t, dir)
 	return st
 }
 

@@ -51,8 +51,9 @@ func csrf() echo.MiddlewareFunc {
 // loadSession finds the signed-in user, if any, for every request.
 func (s *Server) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if s.opts.Accounts == nil {
-			return next(c)
+		p := c.Request().URL.Path
+		if s.opts.Accounts == nil || strings.HasPrefix(p, "/static/") || p == "/healthz" || p == "/readyz" {
+			return next(c) // no store reads for assets and probes
 		}
 		ck, err := c.Cookie(sessionCookie)
 		if err != nil || ck.Value == "" {

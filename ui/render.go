@@ -128,6 +128,5 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprintf("%d B", n)
 	},
-	"add":  func(a, b int) int { return a + b },
 	"list": func(s ...string) []string { return s },
 }

@@ -53,8 +53,6 @@ type Options struct {
 	AdminNetworks []netip.Prefix
 	ReadSettings  func() (settings.Settings, error)
 	SaveSettings  func(ctx context.Context, actor string, changes ...settings.Change) error
-	OrgName       func() string // for the authenticator app's label
-	SignInMessage func() string
 }
 
 // Server is the HTTPS handler.

@@ -20,10 +20,11 @@ type signInPage struct {
 }
 
 func (s *Server) signInMessage() string {
-	if s.opts.SignInMessage == nil {
+	set, err := s.opts.ReadSettings()
+	if err != nil {
 		return ""
 	}
-	return s.opts.SignInMessage()
+	return set.Branding.SignInMessage
 }
 
 // home sends each user to their start page.
@@ -114,10 +115,8 @@ type enrolPage struct {
 
 // issuer names the appliance in authenticator apps.
 func (s *Server) issuer() string {
-	if s.opts.OrgName != nil {
-		if n := s.opts.OrgName(); n != "" {
-			return n + " Sealpost"
-		}
+	if set, err := s.opts.ReadSettings(); err == nil && set.Organization.Name != "" {
+		return set.Organization.Name + " Sealpost"
 	}
 	return "Sealpost"
 }

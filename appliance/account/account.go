@@ -21,7 +21,6 @@ import (
 
 	"github.com/sealpost/sealpost/appliance/audit"
 	"github.com/sealpost/sealpost/appliance/fault"
-	"github.com/sealpost/sealpost/appliance/settings"
 	"github.com/sealpost/sealpost/appliance/store"
 )
 
@@ -205,9 +204,6 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 
 // Now is the service's clock.
 func (s *Service) Now() time.Time { return s.now() }
-
-// settings reads the run-time settings in tx.
-func readSettings(tx *store.Tx) (settings.Settings, error) { return settings.Load(tx) }
 
 // NormalizeAddress checks an email address and returns it in lower case.
 // Display names, quoted local parts and address literals are refused.

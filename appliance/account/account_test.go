@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,9 +16,9 @@ import (
 
 	"github.com/sealpost/sealpost/appliance/audit"
 	"github.com/sealpost/sealpost/appliance/fault"
-	"github.com/sealpost/sealpost/appliance/keyring"
 	"github.com/sealpost/sealpost/appliance/settings"
 	"github.com/sealpost/sealpost/appliance/store"
+	"github.com/sealpost/sealpost/appliance/store/storetest"
 )
 
 // clock is a settable clock.
@@ -85,16 +84,8 @@ const adminPassword = "correct horse battery staple"
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	dir := t.TempDir()
-	keys, err := keyring.Open(filepath.Join(dir, "k"), filepath.Join(dir, "data"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(filepath.Join(dir, "data"), keys, store.Options{Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close(); keys.Close() })
+	st, keys := storetest.Open(t, t.TempDir())
+	var err error
 	c := &clock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
 	e := &env{st: st, trail: audit.New(keys, c.now), clock: c, mail: &outbox{}}
 	e.svc, err = New(context.Background(), Options{Store: st, Audit: e.trail, Notifier: e.mail, Logger: zerolog.Nop(),

@@ -123,30 +123,23 @@ func (s *Service) ConfirmAlias(ctx context.Context, secret string) (User, string
 // PromoteAlias makes an alias the master address; the old master stays as
 // an alias, and messages stay where they are.
 func (s *Service) PromoteAlias(ctx context.Context, actorID, userID, address string) (User, error) {
-	var u User
-	err := s.st.Update(ctx, func(tx *store.Tx) error {
-		var err error
-		if u, err = s.aliasOwner(tx, actorID, userID); err != nil {
-			return err
-		}
-		i := slices.Index(u.Aliases, address)
-		if i < 0 {
-			return fault.E(fault.NotFound, "That address is not one of the user's aliases.", nil)
-		}
+	return s.changeAlias(ctx, actorID, userID, address, "alias.promote", "master_domain", func(tx *store.Tx, u *User, i int) error {
 		u.Aliases[i], u.Email = u.Email, address
-		if err := putUser(tx, u); err != nil {
-			return err
-		}
-		return s.audit(tx, ActorOf(actorID), "alias.promote", "user/"+u.ID, map[string]string{"master_domain": DomainOf(address)})
+		return nil
 	})
-	if err == nil {
-		s.dir.put(u)
-	}
-	return u, err
 }
 
 // RemoveAlias removes an alias; mail to it no longer reaches the user.
 func (s *Service) RemoveAlias(ctx context.Context, actorID, userID, address string) (User, error) {
+	return s.changeAlias(ctx, actorID, userID, address, "alias.remove", "alias_domain", func(tx *store.Tx, u *User, i int) error {
+		u.Aliases = slices.Delete(u.Aliases, i, i+1)
+		return tx.Delete(emailKey(address))
+	})
+}
+
+// changeAlias applies change to one of a user's aliases (index i), saves
+// and audits it, and updates the directory.
+func (s *Service) changeAlias(ctx context.Context, actorID, userID, address, action, detailKey string, change func(tx *store.Tx, u *User, i int) error) (User, error) {
 	var u User
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		var err error
@@ -157,14 +150,13 @@ func (s *Service) RemoveAlias(ctx context.Context, actorID, userID, address stri
 		if i < 0 {
 			return fault.E(fault.NotFound, "That address is not one of the user's aliases.", nil)
 		}
-		u.Aliases = slices.Delete(u.Aliases, i, i+1)
+		if err := change(tx, &u, i); err != nil {
+			return err
+		}
 		if err := putUser(tx, u); err != nil {
 			return err
 		}
-		if err := tx.Delete(emailKey(address)); err != nil {
-			return err
-		}
-		return s.audit(tx, ActorOf(actorID), "alias.remove", "user/"+u.ID, map[string]string{"alias_domain": DomainOf(address)})
+		return s.audit(tx, ActorOf(actorID), action, "user/"+u.ID, map[string]string{detailKey: DomainOf(address)})
 	})
 	if err == nil {
 		s.dir.put(u)

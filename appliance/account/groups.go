@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -170,11 +171,7 @@ func sortGroups(gs []Group) {
 		}
 		return "2" + strings.ToLower(g.Name)
 	}
-	for i := 1; i < len(gs); i++ {
-		for j := i; j > 0 && rank(gs[j]) < rank(gs[j-1]); j-- {
-			gs[j], gs[j-1] = gs[j-1], gs[j]
-		}
-	}
+	slices.SortFunc(gs, func(a, b Group) int { return strings.Compare(rank(a), rank(b)) })
 }
 
 // Group returns one group.

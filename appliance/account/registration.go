@@ -212,7 +212,7 @@ func (s *Service) Invite(ctx context.Context, inviterID string, in Invite) (Invi
 		if err != nil {
 			return err
 		}
-		set, err := readSettings(tx)
+		set, err := settings.Load(tx)
 		if err != nil {
 			return err
 		}
@@ -347,7 +347,7 @@ func (s *Service) ResendInvitation(ctx context.Context, actorID, userID string) 
 		if !actor.Has(RoleAdmin) && u.InvitedBy != actorID {
 			return fault.E(fault.NotFound, "no such user", nil)
 		}
-		set, err := readSettings(tx)
+		set, err := settings.Load(tx)
 		if err != nil {
 			return err
 		}
@@ -394,23 +394,33 @@ type Invitation struct {
 func (s *Service) Invitation(secret string) (Invitation, error) {
 	var inv Invitation
 	err := s.st.View(func(tx *store.Tx) error {
-		t, _, err := lookupToken(tx, purposeInvite, secret, s.now(), "invitation")
+		t, _, u, err := s.liveInvitation(tx, secret)
 		if err != nil {
 			return err
 		}
-		u, err := getUser(tx, t.UserID)
-		if err != nil || u.Status != StatusInvited {
-			return errLink("invitation")
-		}
 		inv = Invitation{Email: u.Email, Name: u.Name, InviterName: t.InviterName, Level: t.Level,
 			CodeSent: t.CodeHash != "" && s.now().Before(t.CodeExpires)}
-		set, err := readSettings(tx)
+		set, err := settings.Load(tx)
 		if err == nil {
 			inv.CodeValidFor = validFor(time.Duration(set.Security.AuthCodeMinutes) * time.Minute)
 		}
 		return nil
 	})
 	return inv, err
+}
+
+// liveInvitation returns the invitation of a link and its user, who has
+// not registered yet; anything else is the one answer to a dead link.
+func (s *Service) liveInvitation(tx *store.Tx, secret string) (Token, string, User, error) {
+	t, h, err := lookupToken(tx, purposeInvite, secret, s.now(), "invitation")
+	if err != nil {
+		return t, h, User{}, err
+	}
+	u, err := getUser(tx, t.UserID)
+	if err != nil || u.Status != StatusInvited {
+		return t, h, u, errLink("invitation")
+	}
+	return t, h, u, nil
 }
 
 // maxRegistrationAttempts is how many wrong passcodes or codes void an
@@ -440,13 +450,9 @@ func (s *Service) Register(ctx context.Context, secret string, r Registration, i
 	var outcome error
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		outcome = nil
-		t, h, err := lookupToken(tx, purposeInvite, secret, s.now(), "invitation")
+		t, h, u, err := s.liveInvitation(tx, secret)
 		if err != nil {
 			return err
-		}
-		u, err := getUser(tx, t.UserID)
-		if err != nil || u.Status != StatusInvited {
-			return errLink("invitation")
 		}
 		var errs []FieldError
 		name := strings.TrimSpace(r.Name)
@@ -532,7 +538,7 @@ func (s *Service) ConfirmCode(ctx context.Context, secret, code, ip, ua string) 
 	var outcome error
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		outcome = nil
-		t, h, err := lookupToken(tx, purposeInvite, secret, s.now(), "invitation")
+		t, h, u, err := s.liveInvitation(tx, secret)
 		if err != nil {
 			return err
 		}
@@ -549,10 +555,6 @@ func (s *Service) ConfirmCode(ctx context.Context, secret, code, ip, ua string) 
 				outcome = invalid([]FieldError{{"code", "That code is not right. Check the latest email, or send a new code."}})
 			}
 			return nil
-		}
-		u, err := getUser(tx, t.UserID)
-		if err != nil || u.Status != StatusInvited {
-			return errLink("invitation")
 		}
 		u.PasswordHash, u.PasswordSet = t.PasswordHash, s.now().UTC()
 		res, done, err = s.activate(tx, t, h, u, ip, ua)
@@ -571,16 +573,12 @@ func (s *Service) ConfirmCode(ctx context.Context, secret, code, ip, ua string) 
 // one.
 func (s *Service) ResendCode(ctx context.Context, secret string) error {
 	return s.st.Update(ctx, func(tx *store.Tx) error {
-		t, h, err := lookupToken(tx, purposeInvite, secret, s.now(), "invitation")
+		t, h, u, err := s.liveInvitation(tx, secret)
 		if err != nil {
 			return err
 		}
 		if t.PasswordHash == "" {
 			return fault.E(fault.Conflict, "Choose your password first.", nil)
-		}
-		u, err := getUser(tx, t.UserID)
-		if err != nil {
-			return err
 		}
 		return s.sendCode(tx, t, h, u)
 	})
@@ -589,7 +587,7 @@ func (s *Service) ResendCode(ctx context.Context, secret string) error {
 // sendCode makes a new authorization code for a registration, keeps its
 // hash with the invitation and mails it; an earlier code stops working.
 func (s *Service) sendCode(tx *store.Tx, t Token, h string, u User) error {
-	set, err := readSettings(tx)
+	set, err := settings.Load(tx)
 	if err != nil {
 		return err
 	}
@@ -654,7 +652,7 @@ func (s *Service) SelfRegister(ctx context.Context, email, ip string) error {
 	}
 	var u User
 	err = s.st.Update(ctx, func(tx *store.Tx) error {
-		set, err := readSettings(tx)
+		set, err := settings.Load(tx)
 		if err != nil {
 			return err
 		}

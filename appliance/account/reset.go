@@ -6,6 +6,7 @@ import (
 
 	"github.com/sealpost/sealpost/appliance/fault"
 	"github.com/sealpost/sealpost/appliance/keyring"
+	"github.com/sealpost/sealpost/appliance/settings"
 	"github.com/sealpost/sealpost/appliance/store"
 )
 
@@ -73,7 +74,7 @@ func (s *Service) BreakGlassResetLink(ctx context.Context, email string) (string
 }
 
 func (s *Service) resetLink(tx *store.Tx, u User, mail bool) (string, error) {
-	set, err := readSettings(tx)
+	set, err := settings.Load(tx)
 	if err != nil {
 		return "", err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sealpost/sealpost/appliance/fault"
+	"github.com/sealpost/sealpost/appliance/settings"
 	"github.com/sealpost/sealpost/appliance/store"
 )
 
@@ -87,7 +88,7 @@ func (s *Service) Authenticate(ctx context.Context, token, ip string) (Session, 
 		if err != nil {
 			return err
 		}
-		set, err := readSettings(tx)
+		set, err := settings.Load(tx)
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sealpost/sealpost/appliance/fault"
 	"github.com/sealpost/sealpost/appliance/keyring"
+	"github.com/sealpost/sealpost/appliance/settings"
 	"github.com/sealpost/sealpost/appliance/store"
 	"github.com/sealpost/sealpost/appliance/totp"
 )
@@ -118,7 +119,7 @@ func (s *Service) SignIn(ctx context.Context, email, password, ip, userAgent str
 	var set struct{ attempts, lockMinutes int }
 	found := false
 	err := s.st.View(func(tx *store.Tx) error {
-		st, err := readSettings(tx)
+		st, err := settings.Load(tx)
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/sealpost/sealpost/appliance/fault"
 	"github.com/sealpost/sealpost/appliance/keyring"
 	"github.com/sealpost/sealpost/appliance/passwords"
+	"github.com/sealpost/sealpost/appliance/settings"
 	"github.com/sealpost/sealpost/appliance/store"
 )
 
@@ -46,7 +47,7 @@ func checkRoles(roles []Role) error {
 // CheckPassword applies the password policy from the settings, returning
 // every problem as field errors on "password".
 func CheckPassword(tx *store.Tx, password string, personal ...string) error {
-	set, err := readSettings(tx)
+	set, err := settings.Load(tx)
 	if err != nil {
 		return err
 	}
@@ -246,7 +247,7 @@ func (s *Service) ChangeUser(ctx context.Context, actorID, userID string, c User
 // administrators and auditors (unless the setting is off), for everyone
 // when the setting says so, and for members of a group that requires it.
 func RequiresTOTP(tx *store.Tx, u User) (bool, error) {
-	set, err := readSettings(tx)
+	set, err := settings.Load(tx)
 	if err != nil {
 		return false, err
 	}

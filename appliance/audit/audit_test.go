@@ -2,29 +2,17 @@ package audit
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/sealpost/sealpost/appliance/keyring"
 	"github.com/sealpost/sealpost/appliance/store"
+	"github.com/sealpost/sealpost/appliance/store/storetest"
 )
 
 func setup(t *testing.T) (*store.Store, *Trail) {
 	t.Helper()
-	dir := t.TempDir()
-	keys, err := keyring.Open(filepath.Join(dir, "k"), filepath.Join(dir, "data"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(filepath.Join(dir, "data"), keys, store.Options{Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close(); keys.Close() })
+	st, keys := storetest.Open(t, t.TempDir())
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	return st, New(keys, func() time.Time { now = now.Add(time.Second); return now })
 }

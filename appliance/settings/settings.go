@@ -288,54 +288,68 @@ func Set(ctx context.Context, st *store.Store, trail *audit.Trail, actor string,
 	return st.Update(ctx, func(tx *store.Tx) error { return SetTx(tx, trail, actor, changes...) })
 }
 
-// Problems returns the lines of an invalid Set, one per problem, or nil.
-func Problems(err error) []string {
-	if err == nil || fault.KindOf(err) != fault.Invalid {
-		return nil
+// InvalidError is every problem with a Set, each naming its key.
+type InvalidError struct{ Problems []*SettingError }
+
+func (e *InvalidError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.Error()
 	}
-	return strings.Split(fault.Message(err), "\n")
+	return strings.Join(lines, "\n")
+}
+
+// Problems returns the problems of an invalid Set, or nil.
+func Problems(err error) []*SettingError {
+	var ie *InvalidError
+	if errors.As(err, &ie) {
+		return ie.Problems
+	}
+	return nil
 }
 
 // SetTx is Set inside the caller's transaction.
 func SetTx(tx *store.Tx, trail *audit.Trail, actor string, changes ...Change) error {
-	{
-		s, err := Load(tx)
+	s, err := Load(tx)
+	if err != nil {
+		return err
+	}
+	invalid := &InvalidError{}
+	var changed []field
+	for _, c := range changes {
+		f, err := lookup(&s, c.Key)
+		if err == nil {
+			err = f.parse(c.Value)
+		}
+		if err != nil {
+			invalid.Problems = append(invalid.Problems, &SettingError{Key: c.Key, Msg: strings.TrimPrefix(fault.Message(err), c.Key+": ")})
+			continue
+		}
+		changed = append(changed, f)
+	}
+	for _, err := range s.Validate() {
+		se, ok := err.(*SettingError)
+		if !ok {
+			se = &SettingError{Msg: err.Error()}
+		}
+		invalid.Problems = append(invalid.Problems, se)
+	}
+	if len(invalid.Problems) > 0 {
+		return fault.E(fault.Invalid, invalid.Error(), invalid)
+	}
+	if err := save(tx, &s); err != nil {
+		return err
+	}
+	for _, f := range changed {
+		shown := f.show()
+		if f.Secret {
+			shown = "(changed)"
+		}
+		err := trail.Append(tx, audit.Event{Actor: actor, Action: "settings.change", Object: "settings/" + f.Key,
+			Detail: map[string]string{"value": shown}})
 		if err != nil {
 			return err
 		}
-		var problems []string
-		var changed []field
-		for _, c := range changes {
-			f, err := lookup(&s, c.Key)
-			if err == nil {
-				err = f.parse(c.Value)
-			}
-			if err != nil {
-				problems = append(problems, fault.Message(err))
-				continue
-			}
-			changed = append(changed, f)
-		}
-		for _, err := range s.Validate() {
-			problems = append(problems, err.Error())
-		}
-		if len(problems) > 0 {
-			return fault.E(fault.Invalid, strings.Join(problems, "\n"), nil)
-		}
-		if err := save(tx, &s); err != nil {
-			return err
-		}
-		for _, f := range changed {
-			shown := f.show()
-			if f.Secret {
-				shown = "(changed)"
-			}
-			err := trail.Append(tx, audit.Event{Actor: actor, Action: "settings.change", Object: "settings/" + f.Key,
-				Detail: map[string]string{"value": shown}})
-			if err != nil {
-				return err
-			}
-		}
-		return nil
 	}
+	return nil
 }

@@ -2,30 +2,18 @@ package settings
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/sealpost/sealpost/appliance/audit"
-	"github.com/sealpost/sealpost/appliance/keyring"
 	"github.com/sealpost/sealpost/appliance/store"
+	"github.com/sealpost/sealpost/appliance/store/storetest"
 )
 
 func open(t *testing.T) (*store.Store, *audit.Trail) {
 	t.Helper()
-	dir := t.TempDir()
-	keys, err := keyring.Open(filepath.Join(dir, "k"), filepath.Join(dir, "data"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(filepath.Join(dir, "data"), keys, store.Options{Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close(); keys.Close() })
+	st, keys := storetest.Open(t, t.TempDir())
 	return st, audit.New(keys, time.Now)
 }
 

@@ -145,13 +145,12 @@ func (g *Gate) Apply(ctx context.Context, st *store.Store, trail *audit.Trail, a
 	err := st.Update(ctx, func(tx *store.Tx) error {
 		problems := problems
 		if err := settings.SetTx(tx, trail, "setup", a.changes()...); err != nil {
-			lines := settings.Problems(err)
-			if lines == nil {
+			invalid := settings.Problems(err)
+			if invalid == nil {
 				return err
 			}
-			for _, l := range lines {
-				key, msg, _ := strings.Cut(l, ": ")
-				problems = append(problems, Problem{key, msg})
+			for _, p := range invalid {
+				problems = append(problems, Problem{p.Key, p.Msg})
 			}
 		}
 		var err error
