@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sealpost/sealpost/appliance/account"
+	"github.com/sealpost/sealpost/appliance/branding"
 	"github.com/sealpost/sealpost/appliance/fault"
 	"github.com/sealpost/sealpost/appliance/settings"
 	"github.com/sealpost/sealpost/appliance/setup"
@@ -114,6 +115,9 @@ func (a *App) setupAnswers(ctx context.Context, args []string, stdout, stderr io
 		fmt.Fprintln(stderr, fault.Message(err))
 		return 2
 	}
+	if problems := answers.LoadImages(filepath.Dir(*file)); problems != nil {
+		return printProblems(stderr, *file, problems)
+	}
 	gate := a.setup
 	if gate == nil { // no server: the CLI opened the store itself
 		if gate, err = setup.Prepare(a.store, a.cfg.DataDir); err != nil {
@@ -122,11 +126,7 @@ func (a *App) setupAnswers(ctx context.Context, args []string, stdout, stderr io
 	}
 	admin, err := gate.Apply(ctx, a.store, a.audit, a.accounts, answers)
 	if problems := setup.AnswersProblems(err); problems != nil {
-		fmt.Fprintf(stderr, "Setup was not applied; fix these in %s:\n", filepath.Base(*file))
-		for _, p := range problems {
-			fmt.Fprintf(stderr, "  %s: %s\n", p.Key, p.Message)
-		}
-		return 2
+		return printProblems(stderr, *file, problems)
 	}
 	if err != nil {
 		if fault.KindOf(err) == fault.Conflict {
@@ -137,4 +137,27 @@ func (a *App) setupAnswers(ctx context.Context, args []string, stdout, stderr io
 	}
 	fmt.Fprintf(stdout, "Setup is complete. Sign in at %s/signin as %s.\n", a.baseURL(), admin.Email)
 	return 0
+}
+
+// printProblems lists what is wrong with an answers file; exit code 2.
+func printProblems(stderr io.Writer, file string, problems []setup.Problem) int {
+	fmt.Fprintf(stderr, "Setup was not applied; fix these in %s:\n", filepath.Base(file))
+	for _, p := range problems {
+		fmt.Fprintf(stderr, "  %s: %s\n", p.Key, p.Message)
+	}
+	return 2
+}
+
+// brandImage is the organization's banner or icon, uploaded or drawn.
+func (a *App) brandImage(kind branding.Kind) ([]byte, error) {
+	var img []byte
+	err := a.store.View(func(tx *store.Tx) error {
+		s, err := settings.Load(tx)
+		if err != nil {
+			return err
+		}
+		img, err = branding.Image(tx, kind, s.Organization.Name, s.Branding.AccentColor)
+		return err
+	})
+	return img, err
 }

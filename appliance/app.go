@@ -155,6 +155,11 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (app *App, err e
 		SaveSettings: func(ctx context.Context, actor string, changes ...settings.Change) error {
 			return settings.Set(ctx, a.store, a.audit, actor, changes...)
 		},
+		ApplySetup: func(ctx context.Context, answers setup.Answers) (account.User, error) {
+			return a.setup.Apply(ctx, a.store, a.audit, a.accounts, answers)
+		},
+		SendTestMail: a.wizardTestMail,
+		BrandImage:   a.brandImage,
 	})
 	if err != nil {
 		return nil, err
@@ -176,6 +181,9 @@ func (a *App) Ready() error {
 // setupFacts tells the setup page what this appliance is.
 func (a *App) setupFacts() ui.SetupFacts {
 	f := ui.SetupFacts{Hostname: a.hostname(), CertMode: a.cfg.TLS.Mode}
+	if _, port, err := net.SplitHostPort(a.cfg.SMTP.RelayListen); err == nil {
+		f.RelayPort = port
+	}
 	if a.cfg.TLS.Mode == config.TLSSelfSigned {
 		f.CertMode = "Self-signed (made on this appliance)"
 		if cert, err := a.certs.TLSConfig().GetCertificate(&tls.ClientHelloInfo{ServerName: a.hostname()}); err == nil && len(cert.Certificate) > 0 {

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/sealpost/sealpost/appliance/audit"
+	"github.com/sealpost/sealpost/appliance/fault"
 	"github.com/sealpost/sealpost/appliance/settings"
+	"github.com/sealpost/sealpost/appliance/setup"
 	"github.com/sealpost/sealpost/appliance/store"
 	"github.com/sealpost/sealpost/mailer"
 )
@@ -96,13 +98,7 @@ func (a *App) mailTest(ctx context.Context, args []string, stdout, stderr io.Wri
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	rendered, err := a.renderer.Render(mailer.Notification{Kind: mailer.KindTest}, brand(s))
-	if err != nil {
-		return a.fail(stderr, err)
-	}
-	env := mailer.Envelope{ID: newNotificationID(), FromAddress: s.Mail.FromAddress, FromName: s.Mail.FromName,
-		To: *to, Hostname: a.messageIDHost(s), Date: time.Now()}
-	msg, err := a.compose(ctx, s, env, rendered)
+	env, msg, err := a.testMessage(ctx, s, *to)
 	if err != nil {
 		return a.fail(stderr, err)
 	}
@@ -138,6 +134,50 @@ func (a *App) mailTest(ctx context.Context, args []string, stdout, stderr io.Wri
 	}
 	fmt.Fprintf(stdout, "Test message sent to %s through %s.\nThe peer answered: %s\n", *to, via, reply)
 	return 0
+}
+
+// testMessage is a branded test message to one address.
+func (a *App) testMessage(ctx context.Context, s settings.Settings, to string) (mailer.Envelope, []byte, error) {
+	rendered, err := a.renderer.Render(mailer.Notification{Kind: mailer.KindTest}, brand(s))
+	if err != nil {
+		return mailer.Envelope{}, nil, err
+	}
+	env := mailer.Envelope{ID: newNotificationID(), FromAddress: s.Mail.FromAddress, FromName: s.Mail.FromName,
+		To: to, Hostname: a.messageIDHost(s), Date: time.Now()}
+	msg, err := a.compose(ctx, s, env, rendered)
+	return env, msg, err
+}
+
+// wizardTestMail sends the setup wizard's test message with the answers
+// entered so far (nothing is saved yet) and returns the peer's reply.
+func (a *App) wizardTestMail(ctx context.Context, answers setup.Answers, to string) (string, error) {
+	addr, err := mail.ParseAddress(to)
+	if err != nil || addr.Address != to {
+		return "", fault.E(fault.Invalid, "Enter the address to send the test message to.", nil)
+	}
+	s, problems := answers.Settings()
+	if len(problems) > 0 {
+		return "", fault.E(fault.Invalid, "Correct the fields above first: "+problems[0].Error(), nil)
+	}
+	sender, via, err := a.sender(s, to)
+	if err != nil {
+		return "", fault.E(fault.Invalid, err.Error(), err)
+	}
+	env, msg, err := a.testMessage(ctx, s, to)
+	if err != nil {
+		return "", err
+	}
+	sendCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	reply, err := sender.Send(sendCtx, env.ReturnPath(), []string{to}, msg)
+	if err != nil {
+		var de *mailer.DeliveryError
+		if errors.As(err, &de) && de.Reply != "" {
+			return "", fault.E(fault.Invalid, capitalize(via)+" refused the test message: "+de.Reply, err)
+		}
+		return "", fault.E(fault.Invalid, "The test message could not be sent through "+via+": "+err.Error(), err)
+	}
+	return reply, nil
 }
 
 var dkimKeysKey = []byte("mail/dkim-keys")

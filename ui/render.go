@@ -129,4 +129,23 @@ var funcs = template.FuncMap{
 		return fmt.Sprintf("%d B", n)
 	},
 	"list": func(s ...string) []string { return s },
+	"add1": func(i int) int { return i + 1 },
+	// field is one labelled input of a form page, for the wfield template.
+	"field": func(p any, name, label, typ, help string) fieldView {
+		f := formOf(p)
+		return fieldView{Name: name, Label: label, Type: typ, Help: help, Value: f.Values[name], Error: f.Errors[name]}
+	},
 }
+
+// fieldView is what the wfield template shows.
+type fieldView struct{ Name, Label, Type, Help, Value, Error string }
+
+// formOf finds the Form of a page.
+func formOf(p any) Form {
+	if fp, ok := p.(interface{ form() Form }); ok {
+		return fp.form()
+	}
+	return Form{}
+}
+
+func (f Form) form() Form { return f }

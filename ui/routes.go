@@ -22,20 +22,23 @@ func (s *Server) routes() {
 	// scanners from filling the log.
 	setupLimit := middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
 		Store: middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
-			Rate: rate.Limit(1), Burst: 20,
+			Rate: rate.Limit(1), Burst: 60,
 		}),
 		IdentifierExtractor: func(c echo.Context) (string, error) { return c.RealIP(), nil },
 		DenyHandler: func(c echo.Context, _ string, _ error) error {
 			return echo.NewHTTPError(http.StatusTooManyRequests, "Too many attempts. Wait a minute and try again.")
 		},
 	})
-	e.GET("/setup", s.setupPage, setupLimit)
+	e.GET("/setup", s.setupPage, setupLimit, s.setupAccess)
+	e.GET("/setup/:step", s.wizardStep, setupLimit, s.setupAccess)
+	e.POST("/setup/:step", s.wizardSubmit, setupLimit, s.setupAccess)
 	if s.opts.Accounts == nil {
 		return
 	}
 
 	// Signing in, registering, links from mail: anyone.
 	e.GET("/", s.home)
+	e.GET("/branding/:kind", s.brandImage)
 	e.GET("/signin", s.signInForm)
 	e.POST("/signin", s.signIn)
 	e.GET("/signin/code", s.codeForm)

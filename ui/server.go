@@ -19,7 +19,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sealpost/sealpost/appliance/account"
+	"github.com/sealpost/sealpost/appliance/branding"
 	"github.com/sealpost/sealpost/appliance/settings"
+	"github.com/sealpost/sealpost/appliance/setup"
 )
 
 // SetupGate says whether first-run setup is pending and checks its token.
@@ -34,6 +36,7 @@ type SetupFacts struct {
 	Hostname        string
 	CertMode        string
 	CertFingerprint string // SHA-256 of the self-signed certificate, empty otherwise
+	RelayPort       string // the SMTP relay port, for the mail-server lines
 }
 
 // Options are what the web interface needs from the rest of the appliance.
@@ -53,6 +56,14 @@ type Options struct {
 	AdminNetworks []netip.Prefix
 	ReadSettings  func() (settings.Settings, error)
 	SaveSettings  func(ctx context.Context, actor string, changes ...settings.Change) error
+
+	// ApplySetup finishes the wizard; SendTestMail sends the outbound-mail
+	// step's test message with the answers so far and returns the peer's
+	// reply.
+	ApplySetup   func(ctx context.Context, a setup.Answers) (account.User, error)
+	SendTestMail func(ctx context.Context, a setup.Answers, to string) (string, error)
+	// BrandImage is the organization's banner or icon as PNG.
+	BrandImage func(kind branding.Kind) ([]byte, error)
 }
 
 // Server is the HTTPS handler.
@@ -61,6 +72,7 @@ type Server struct {
 	opts    Options
 	log     zerolog.Logger
 	metrics *metrics
+	wizard  *wizard
 }
 
 // New builds the handler. It holds no resources.
@@ -73,7 +85,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{echo: echo.New(), opts: opts, log: opts.Logger, metrics: m}
+	s := &Server{echo: echo.New(), opts: opts, log: opts.Logger, metrics: m, wizard: newWizard()}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.Renderer = r

@@ -22,34 +22,21 @@ type welcomePage struct {
 	SetupFacts
 }
 
-// setupPage shows the first-run setup, but only to the holder of the
-// one-time token printed at start.
+// setupPage is the wizard's welcome: the appliance's identity, to check
+// before anything is entered. setupAccess has checked the token.
 func (s *Server) setupPage(c echo.Context) error {
-	if s.opts.Setup == nil || !s.opts.Setup.Pending() {
-		return echo.NewHTTPError(http.StatusNotFound)
-	}
-	token := c.QueryParam("token")
-	if token == "" {
-		if ck, err := c.Cookie(setupCookie); err == nil {
-			token = ck.Value
-		}
-	}
-	if token == "" || !s.opts.Setup.Check(token) {
-		if token != "" {
-			s.log.Warn().Str("remote_ip", c.RealIP()).Msg("setup refused: wrong token")
-		}
-		host := c.Request().Host
-		if h, _, err := net.SplitHostPort(host); err == nil && h == "" {
-			host = "HOST" + host
-		}
-		return c.Render(http.StatusForbidden, "setup/locked", lockedPage{page: s.page(), BadToken: token != "", Host: host})
-	}
-	c.SetCookie(&http.Cookie{
-		Name: setupCookie, Value: token, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode,
-	})
 	facts := SetupFacts{}
 	if s.opts.SetupFacts != nil {
 		facts = s.opts.SetupFacts()
 	}
-	return c.Render(http.StatusOK, "setup/welcome", welcomePage{page: s.page(), SetupFacts: facts})
+	return c.Render(http.StatusOK, "setup/welcome", welcomePage{page: s.pageFor(c, ""), SetupFacts: facts})
+}
+
+// hostForLocked is the host to show in the locked page's example link.
+func hostForLocked(c echo.Context) string {
+	host := c.Request().Host
+	if h, _, err := net.SplitHostPort(host); err == nil && h == "" {
+		host = "HOST" + host
+	}
+	return host
 }

@@ -58,10 +58,10 @@ func Check(kind Kind, data []byte) ([]byte, error) {
 		return nil, fmt.Errorf("check image: unknown kind %q", string(kind))
 	}
 	if len(data) == 0 {
-		return nil, fault.E(fault.Invalid, fmt.Sprintf("the %s file is empty", kind), nil)
+		return nil, fault.E(fault.Invalid, fmt.Sprintf("The %s file is empty.", kind), nil)
 	}
 	if len(data) > MaxUploadBytes {
-		return nil, fault.E(fault.Invalid, fmt.Sprintf("the %s is larger than 1 MiB", kind),
+		return nil, fault.E(fault.Invalid, fmt.Sprintf("The %s is larger than 1 MiB.", kind),
 			fmt.Errorf("upload is %d bytes, limit %d", len(data), MaxUploadBytes))
 	}
 
@@ -78,18 +78,18 @@ func Check(kind Kind, data []byte) ([]byte, error) {
 	case "image/jpeg":
 		decodeConfig, decode = jpeg.DecodeConfig, jpeg.Decode
 	default:
-		return nil, fault.E(fault.Invalid, fmt.Sprintf("the %s must be a PNG or JPEG image", kind),
+		return nil, fault.E(fault.Invalid, fmt.Sprintf("The %s must be a PNG or JPEG image.", kind),
 			fmt.Errorf("content type %s", ct))
 	}
 
-	unreadable := fmt.Sprintf("the %s could not be read as a PNG or JPEG image", kind)
+	unreadable := fmt.Sprintf("The %s could not be read as a PNG or JPEG image.", kind)
 	cfg, err := decodeConfig(bytes.NewReader(data))
 	if err != nil {
 		return nil, fault.E(fault.Invalid, unreadable, err)
 	}
 	if cfg.Width != w || cfg.Height != h {
 		return nil, fault.E(fault.Invalid,
-			fmt.Sprintf("the %s must be %d×%d pixels; this image is %d×%d", kind, w, h, cfg.Width, cfg.Height), nil)
+			fmt.Sprintf("The %s must be %d×%d pixels; this image is %d×%d.", kind, w, h, cfg.Width, cfg.Height), nil)
 	}
 	img, err := decode(bytes.NewReader(data))
 	if err != nil {

@@ -296,29 +296,29 @@ func TestCheckRejects(t *testing.T) {
 		data []byte
 		want string
 	}{
-		{"banner too wide and tall", Banner, encodedPNG(t, pattern(800, 60, false)), "the banner must be 700×45 pixels; this image is 800×60"},
-		{"banner given an icon", Banner, iconJPEG, "the banner must be 700×45 pixels; this image is 64×64"},
-		{"icon one pixel too wide", Icon, encodedJPEG(t, pattern(65, 64, false)), "the icon must be 64×64 pixels; this image is 65×64"},
-		{"icon given a banner", Icon, encodedPNG(t, pattern(700, 45, false)), "the icon must be 64×64 pixels; this image is 700×45"},
+		{"banner too wide and tall", Banner, encodedPNG(t, pattern(800, 60, false)), "The banner must be 700×45 pixels; this image is 800×60."},
+		{"banner given an icon", Banner, iconJPEG, "The banner must be 700×45 pixels; this image is 64×64."},
+		{"icon one pixel too wide", Icon, encodedJPEG(t, pattern(65, 64, false)), "The icon must be 64×64 pixels; this image is 65×64."},
+		{"icon given a banner", Icon, encodedPNG(t, pattern(700, 45, false)), "The icon must be 64×64 pixels; this image is 700×45."},
 		// A header that promises 10⁸ pixels in a file of a few bytes must be
 		// refused before any decompression.
-		{"decompression bomb header", Icon, withIHDRSize(iconPNG, 100000, 100000), "the icon must be 64×64 pixels; this image is 100000×100000"},
-		{"banner over 1 MiB", Banner, tooLarge, "the banner is larger than 1 MiB"},
-		{"icon over 1 MiB", Icon, tooLarge, "the icon is larger than 1 MiB"},
-		{"gif", Icon, encodedGIF(t, pattern(64, 64, false)), "the icon must be a PNG or JPEG image"},
-		{"svg", Banner, []byte(`<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="700" height="45"><script>alert(1)</script></svg>`), "the banner must be a PNG or JPEG image"},
-		{"bare svg", Icon, []byte(`<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"></svg>`), "the icon must be a PNG or JPEG image"},
-		{"webp", Icon, []byte("RIFF\x24\x00\x00\x00WEBPVP8 \x18\x00\x00\x00"), "the icon must be a PNG or JPEG image"},
-		{"bmp", Banner, []byte("BM\x36\x00\x00\x00\x00\x00\x00\x00\x36\x00\x00\x00\x28\x00"), "the banner must be a PNG or JPEG image"},
-		{"html", Banner, []byte("<html><body>hello</body></html>"), "the banner must be a PNG or JPEG image"},
-		{"png truncated in the pixel data", Icon, iconPNG[:len(iconPNG)/2], "the icon could not be read as a PNG or JPEG image"},
-		{"png truncated in the header", Banner, iconPNG[:20], "the banner could not be read as a PNG or JPEG image"},
-		{"png signature only", Icon, pngSignature, "the icon could not be read as a PNG or JPEG image"},
-		{"png with bad header crc", Icon, append(append([]byte(nil), iconPNG[:29]...), append([]byte{0, 0, 0, 0}, iconPNG[33:]...)...), "the icon could not be read as a PNG or JPEG image"},
-		{"jpeg truncated", Icon, iconJPEG[:len(iconJPEG)/2], "the icon could not be read as a PNG or JPEG image"},
-		{"jpeg magic only", Banner, []byte{0xff, 0xd8, 0xff}, "the banner could not be read as a PNG or JPEG image"},
-		{"empty banner", Banner, []byte{}, "the banner file is empty"},
-		{"nil icon", Icon, nil, "the icon file is empty"},
+		{"decompression bomb header", Icon, withIHDRSize(iconPNG, 100000, 100000), "The icon must be 64×64 pixels; this image is 100000×100000."},
+		{"banner over 1 MiB", Banner, tooLarge, "The banner is larger than 1 MiB."},
+		{"icon over 1 MiB", Icon, tooLarge, "The icon is larger than 1 MiB."},
+		{"gif", Icon, encodedGIF(t, pattern(64, 64, false)), "The icon must be a PNG or JPEG image."},
+		{"svg", Banner, []byte(`<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="700" height="45"><script>alert(1)</script></svg>`), "The banner must be a PNG or JPEG image."},
+		{"bare svg", Icon, []byte(`<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"></svg>`), "The icon must be a PNG or JPEG image."},
+		{"webp", Icon, []byte("RIFF\x24\x00\x00\x00WEBPVP8 \x18\x00\x00\x00"), "The icon must be a PNG or JPEG image."},
+		{"bmp", Banner, []byte("BM\x36\x00\x00\x00\x00\x00\x00\x00\x36\x00\x00\x00\x28\x00"), "The banner must be a PNG or JPEG image."},
+		{"html", Banner, []byte("<html><body>hello</body></html>"), "The banner must be a PNG or JPEG image."},
+		{"png truncated in the pixel data", Icon, iconPNG[:len(iconPNG)/2], "The icon could not be read as a PNG or JPEG image."},
+		{"png truncated in the header", Banner, iconPNG[:20], "The banner could not be read as a PNG or JPEG image."},
+		{"png signature only", Icon, pngSignature, "The icon could not be read as a PNG or JPEG image."},
+		{"png with bad header crc", Icon, append(append([]byte(nil), iconPNG[:29]...), append([]byte{0, 0, 0, 0}, iconPNG[33:]...)...), "The icon could not be read as a PNG or JPEG image."},
+		{"jpeg truncated", Icon, iconJPEG[:len(iconJPEG)/2], "The icon could not be read as a PNG or JPEG image."},
+		{"jpeg magic only", Banner, []byte{0xff, 0xd8, 0xff}, "The banner could not be read as a PNG or JPEG image."},
+		{"empty banner", Banner, []byte{}, "The banner file is empty."},
+		{"nil icon", Icon, nil, "The icon file is empty."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -693,7 +693,7 @@ func FuzzCheck(f *testing.F) {
 			if k := fault.KindOf(err); k != fault.Invalid {
 				t.Fatalf("kind %v, want invalid: %v", k, err)
 			}
-			if msg := fault.Message(err); !strings.HasPrefix(msg, "the "+string(kind)+" ") {
+			if msg := fault.Message(err); !strings.HasPrefix(msg, "The "+string(kind)+" ") {
 				t.Fatalf("message %q does not name the %s", msg, kind)
 			}
 			return

@@ -308,16 +308,13 @@ func Problems(err error) []*SettingError {
 	return nil
 }
 
-// SetTx is Set inside the caller's transaction.
-func SetTx(tx *store.Tx, trail *audit.Trail, actor string, changes ...Change) error {
-	s, err := Load(tx)
-	if err != nil {
-		return err
-	}
+// apply makes changes to s and validates the result: the fields changed,
+// and every problem (of the changes and of the whole) with its key.
+func apply(s *Settings, changes []Change) ([]field, *InvalidError) {
 	invalid := &InvalidError{}
 	var changed []field
 	for _, c := range changes {
-		f, err := lookup(&s, c.Key)
+		f, err := lookup(s, c.Key)
 		if err == nil {
 			err = f.parse(c.Value)
 		}
@@ -334,6 +331,25 @@ func SetTx(tx *store.Tx, trail *audit.Trail, actor string, changes ...Change) er
 		}
 		invalid.Problems = append(invalid.Problems, se)
 	}
+	return changed, invalid
+}
+
+// Check validates changes against the defaults without a store (the setup
+// wizard checks each step before anything is saved): the settings that
+// result, and every problem.
+func Check(changes ...Change) (Settings, []*SettingError) {
+	s := Defaults()
+	_, invalid := apply(&s, changes)
+	return s, invalid.Problems
+}
+
+// SetTx is Set inside the caller's transaction.
+func SetTx(tx *store.Tx, trail *audit.Trail, actor string, changes ...Change) error {
+	s, err := Load(tx)
+	if err != nil {
+		return err
+	}
+	changed, invalid := apply(&s, changes)
 	if len(invalid.Problems) > 0 {
 		return fault.E(fault.Invalid, invalid.Error(), invalid)
 	}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/sealpost/sealpost/appliance/account"
 	"github.com/sealpost/sealpost/appliance/audit"
+	"github.com/sealpost/sealpost/appliance/branding"
 	"github.com/sealpost/sealpost/appliance/fault"
 	"github.com/sealpost/sealpost/appliance/settings"
 	"github.com/sealpost/sealpost/appliance/store"
@@ -28,6 +31,10 @@ type Answers struct {
 	} `toml:"organization"`
 	Branding struct {
 		AccentColor string `toml:"accent_color"`
+		BannerFile  string `toml:"banner_file"` // PNG or JPEG, 700×45
+		IconFile    string `toml:"icon_file"`   // PNG or JPEG, 64×64
+		Banner      []byte `toml:"-"`           // checked and re-encoded by branding.Check
+		Icon        []byte `toml:"-"`
 	} `toml:"branding"`
 	Admin struct {
 		Name     string `toml:"name"`
@@ -134,13 +141,7 @@ func (g *Gate) Apply(ctx context.Context, st *store.Store, trail *audit.Trail, a
 	if !g.Pending() {
 		return account.User{}, fault.E(fault.Conflict, "Setup is finished already; change settings in the admin console.", nil)
 	}
-	var problems []Problem
-	if strings.TrimSpace(a.Organization.Name) == "" {
-		problems = append(problems, Problem{"organization.name", "Give the organization's name."})
-	}
-	if len(a.Organization.Domains) == 0 {
-		problems = append(problems, Problem{"organization.domains", "Give at least the primary email domain, such as example.org."})
-	}
+	problems := required(a)
 	var admin account.User
 	err := st.Update(ctx, func(tx *store.Tx) error {
 		problems := problems
@@ -164,11 +165,15 @@ func (g *Gate) Apply(ctx context.Context, st *store.Store, trail *audit.Trail, a
 				problems = append(problems, Problem{"admin." + f.Field, f.Message})
 			}
 		}
-		if strings.TrimSpace(a.Admin.Name) == "" {
-			problems = append(problems, Problem{"admin.name", "Give the administrator's name."})
-		}
 		if len(problems) > 0 {
 			return fault.E(fault.Invalid, "The answers need attention.", &ProblemsError{Problems: problems})
+		}
+		for kind, png := range map[branding.Kind][]byte{branding.Banner: a.Branding.Banner, branding.Icon: a.Branding.Icon} {
+			if png != nil {
+				if err := branding.Save(tx, kind, png); err != nil {
+					return err
+				}
+			}
 		}
 		if err := trail.Append(tx, audit.Event{Actor: "setup", Action: "setup.complete", Object: "setup"}); err != nil {
 			return err
@@ -189,4 +194,57 @@ func AnswersProblems(err error) []Problem {
 		return pe.Problems
 	}
 	return nil
+}
+
+// required are the answers that have no default.
+func required(a Answers) []Problem {
+	var problems []Problem
+	if strings.TrimSpace(a.Organization.Name) == "" {
+		problems = append(problems, Problem{"organization.name", "Give the organization's name."})
+	}
+	if len(a.Organization.Domains) == 0 {
+		problems = append(problems, Problem{"organization.domains", "Give at least the primary email domain, such as example.org."})
+	}
+	if strings.TrimSpace(a.Admin.Name) == "" {
+		problems = append(problems, Problem{"admin.name", "Give the administrator's name."})
+	}
+	return problems
+}
+
+// LoadImages reads the branding files an answers file names, relative to
+// dir, and checks them as the web wizard checks uploads.
+func (a *Answers) LoadImages(dir string) []Problem {
+	var problems []Problem
+	for _, img := range []struct {
+		kind branding.Kind
+		file string
+		dst  *[]byte
+	}{{branding.Banner, a.Branding.BannerFile, &a.Branding.Banner}, {branding.Icon, a.Branding.IconFile, &a.Branding.Icon}} {
+		if img.file == "" {
+			continue
+		}
+		path := img.file
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(dir, path)
+		}
+		data, err := os.ReadFile(path)
+		if err == nil {
+			*img.dst, err = branding.Check(img.kind, data)
+		}
+		if err != nil {
+			msg := fault.Message(err)
+			if fault.KindOf(err) == fault.Internal {
+				msg = "cannot be read: " + err.Error()
+			}
+			problems = append(problems, Problem{"branding." + string(img.kind) + "_file", msg})
+		}
+	}
+	return problems
+}
+
+// Settings are the run-time settings the answers give, over the defaults,
+// and their problems (the wizard's test message uses them before setup is
+// saved).
+func (a Answers) Settings() (settings.Settings, []*settings.SettingError) {
+	return settings.Check(a.changes()...)
 }
