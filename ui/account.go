@@ -71,15 +71,7 @@ func (s *Server) accountAction(c echo.Context) error {
 		s.clearSession(c)
 		return c.Redirect(http.StatusSeeOther, "/signin?done="+urlEscape("You have signed out on every device."))
 	case "change_password":
-		if c.FormValue("password") != c.FormValue("confirm") {
-			p, perr := s.accountData(c)
-			if perr != nil {
-				return perr
-			}
-			p.Errors["confirm"] = "The two passwords are not the same."
-			return c.Render(http.StatusUnprocessableEntity, "account/account", p)
-		}
-		err = s.opts.Accounts.ChangePassword(ctx, sessionToken(c), c.FormValue("current"), c.FormValue("password"), c.RealIP())
+		err = s.opts.Accounts.ChangePassword(ctx, sessionToken(c), c.FormValue("current"), c.FormValue("password"), c.FormValue("confirm"), c.RealIP())
 		done = "Your password is changed. Your other sessions have ended."
 	case "disable_totp":
 		err = s.opts.Accounts.DisableTOTP(ctx, u.ID)

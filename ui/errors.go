@@ -52,10 +52,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 
 	title := http.StatusText(status)
-	switch status {
-	case http.StatusNotFound:
+	switch {
+	case status == http.StatusNotFound && fault.KindOf(err) != fault.NotFound:
+		// A route or object the caller may not know about; a domain's own
+		// not-found (a used link) says why.
 		message = "There is nothing at this address."
-	case http.StatusInternalServerError:
+	case status == http.StatusInternalServerError:
 		message = "Something went wrong on the appliance. The problem has been logged."
 	}
 	if strings.Contains(c.Request().Header.Get(echo.HeaderAccept), echo.MIMEApplicationJSON) {

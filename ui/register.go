@@ -61,12 +61,8 @@ func (s *Server) register(c echo.Context) error {
 		p.CodeResent = true
 		return c.Render(http.StatusOK, "register/register", p)
 	}
-	if c.FormValue("password") != c.FormValue("confirm") {
-		p.Errors["confirm"] = "The two passwords are not the same."
-		return c.Render(http.StatusUnprocessableEntity, "register/register", p)
-	}
 	res, err := s.opts.Accounts.Register(ctx, token, account.Registration{Name: c.FormValue("name"),
-		Password: c.FormValue("password"), Passcode: c.FormValue("passcode")}, c.RealIP(), c.Request().UserAgent())
+		Password: c.FormValue("password"), Confirm: c.FormValue("confirm"), Passcode: c.FormValue("passcode")}, c.RealIP(), c.Request().UserAgent())
 	if err != nil {
 		return c.Render(p.fail(err), "register/register", p)
 	}
@@ -109,11 +105,21 @@ type messagePage struct {
 	Token   string // for a confirmation form
 	Confirm string // the form's button
 	Post    string // the form's action
+	Primary bool   // the form's button is the expected choice (not a warning)
 }
 
-// confirmAlias follows an alias confirmation link.
+// confirmAliasForm asks before confirming: a program that follows links in
+// mail (a security scanner at that address) must not confirm an address on
+// someone's behalf.
+func (s *Server) confirmAliasForm(c echo.Context) error {
+	return c.Render(http.StatusOK, "message", messagePage{page: s.pageFor(c, ""), Title: "Confirm this address",
+		Message: "Someone asked for this address to receive their secure messages. Confirm only if you did, or if it is your own mailbox.",
+		Token:   c.QueryParam("token"), Confirm: "Confirm the address", Post: "/alias/confirm", Primary: true})
+}
+
+// confirmAlias confirms an alias from the confirmation page.
 func (s *Server) confirmAlias(c echo.Context) error {
-	_, addr, err := s.opts.Accounts.ConfirmAlias(c.Request().Context(), c.QueryParam("token"))
+	_, addr, err := s.opts.Accounts.ConfirmAlias(c.Request().Context(), c.FormValue("token"))
 	if err != nil {
 		return err
 	}

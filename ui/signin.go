@@ -220,11 +220,7 @@ func (s *Server) reset(c echo.Context) error {
 		return err
 	}
 	p := resetPage{page: s.pageFor(c, ""), Form: newForm(c), Token: token, Email: u.Email}
-	if c.FormValue("password") != c.FormValue("confirm") {
-		p.Errors["confirm"] = "The two passwords are not the same."
-		return c.Render(http.StatusUnprocessableEntity, "signin/reset", p)
-	}
-	if err := s.opts.Accounts.CompletePasswordReset(c.Request().Context(), token, c.FormValue("password"), c.RealIP()); err != nil {
+	if err := s.opts.Accounts.CompletePasswordReset(c.Request().Context(), token, c.FormValue("password"), c.FormValue("confirm"), c.RealIP()); err != nil {
 		return c.Render(p.fail(err), "signin/reset", p)
 	}
 	s.clearSession(c)

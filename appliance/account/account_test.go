@@ -393,14 +393,14 @@ func TestInvitationLevels(t *testing.T) {
 	if _, err := e.svc.SignIn(ctx, "pat@clinic.test", pw, "10.0.0.1", "test"); err != ErrSignIn {
 		t.Errorf("an invited user signs in before registering: %v", err)
 	}
-	if _, err := e.svc.Register(ctx, link, Registration{Password: "short"}, "10.0.0.1", "test"); FieldErrors(err).For("password") == "" {
+	if _, err := e.svc.Register(ctx, link, Registration{Password: "short", Confirm: "short"}, "10.0.0.1", "test"); FieldErrors(err).For("password") == "" {
 		t.Errorf("short password: %v", err)
 	}
-	reg, err := e.svc.Register(ctx, link, Registration{Password: pw}, "10.0.0.1", "test")
+	reg, err := e.svc.Register(ctx, link, Registration{Password: pw, Confirm: pw}, "10.0.0.1", "test")
 	if err != nil || reg.CodeSent || reg.SignIn.Token == "" {
 		t.Fatalf("level 1: %+v %v", reg, err)
 	}
-	if _, err := e.svc.Register(ctx, link, Registration{Password: pw}, "10.0.0.1", "test"); fault.KindOf(err) != fault.NotFound {
+	if _, err := e.svc.Register(ctx, link, Registration{Password: pw, Confirm: pw}, "10.0.0.1", "test"); fault.KindOf(err) != fault.NotFound {
 		t.Errorf("the link works twice: %v", err)
 	}
 
@@ -410,7 +410,7 @@ func TestInvitationLevels(t *testing.T) {
 		t.Fatal(err)
 	}
 	link = tokenOf(t, e.mail.last(t, "invitation", "sam@outside.test").Link)
-	reg, err = e.svc.Register(ctx, link, Registration{Name: "Sam Guest", Password: pw}, "10.0.0.1", "test")
+	reg, err = e.svc.Register(ctx, link, Registration{Name: "Sam Guest", Password: pw, Confirm: pw}, "10.0.0.1", "test")
 	if err != nil || !reg.CodeSent {
 		t.Fatalf("level 2: %+v %v", reg, err)
 	}
@@ -444,10 +444,10 @@ func TestInvitationLevels(t *testing.T) {
 		t.Fatal(err)
 	}
 	link = tokenOf(t, e.mail.last(t, "invitation", "kim@outside.test").Link)
-	if _, err := e.svc.Register(ctx, link, Registration{Name: "Kim", Password: pw, Passcode: "wrong-one"}, "10.0.0.1", "test"); FieldErrors(err).For("passcode") == "" {
+	if _, err := e.svc.Register(ctx, link, Registration{Name: "Kim", Password: pw, Confirm: pw, Passcode: "wrong-one"}, "10.0.0.1", "test"); FieldErrors(err).For("passcode") == "" {
 		t.Errorf("wrong passcode: %v", err)
 	}
-	reg, err = e.svc.Register(ctx, link, Registration{Name: "Kim", Password: pw, Passcode: " blue-harbour-42 "}, "10.0.0.1", "test")
+	reg, err = e.svc.Register(ctx, link, Registration{Name: "Kim", Password: pw, Confirm: pw, Passcode: " blue-harbour-42 "}, "10.0.0.1", "test")
 	if err != nil || !reg.CodeSent {
 		t.Fatalf("level 3: %+v %v", reg, err)
 	}
@@ -461,12 +461,12 @@ func TestInvitationLevels(t *testing.T) {
 	link = tokenOf(t, e.mail.last(t, "invitation", "max@outside.test").Link)
 	var last error
 	for range maxRegistrationAttempts {
-		_, last = e.svc.Register(ctx, link, Registration{Name: "Max", Password: pw, Passcode: "guess-guess"}, "10.0.0.1", "test")
+		_, last = e.svc.Register(ctx, link, Registration{Name: "Max", Password: pw, Confirm: pw, Passcode: "guess-guess"}, "10.0.0.1", "test")
 	}
 	if fault.KindOf(last) != fault.Permission {
 		t.Errorf("after %d wrong passcodes: %v", maxRegistrationAttempts, last)
 	}
-	if _, err := e.svc.Register(ctx, link, Registration{Name: "Max", Password: pw, Passcode: "right-passcode"}, "10.0.0.1", "test"); fault.KindOf(err) != fault.NotFound {
+	if _, err := e.svc.Register(ctx, link, Registration{Name: "Max", Password: pw, Confirm: pw, Passcode: "right-passcode"}, "10.0.0.1", "test"); fault.KindOf(err) != fault.NotFound {
 		t.Errorf("a voided invitation still works: %v", err)
 	}
 	if !e.hasAction(t, "registration.void") {
@@ -483,7 +483,7 @@ func TestInviteRulesAndQuota(t *testing.T) {
 	if _, err := e.svc.Invite(ctx, e.admin.ID, Invite{Email: "pro@clinic.test", Role: RoleProfessional}); err != nil {
 		t.Fatal(err)
 	}
-	reg, err := e.svc.Register(ctx, tokenOf(t, e.mail.last(t, "invitation", "pro@clinic.test").Link), Registration{Name: "Pro", Password: pw}, "", "")
+	reg, err := e.svc.Register(ctx, tokenOf(t, e.mail.last(t, "invitation", "pro@clinic.test").Link), Registration{Name: "Pro", Password: pw, Confirm: pw}, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -550,14 +550,17 @@ func TestPasswordReset(t *testing.T) {
 		t.Errorf("valid for %q", n.ValidFor)
 	}
 	link := tokenOf(t, n.Link)
-	if err := e.svc.CompletePasswordReset(ctx, link, "password123", ""); FieldErrors(err).For("password") == "" {
+	if err := e.svc.CompletePasswordReset(ctx, link, "password123", "password123", ""); FieldErrors(err).For("password") == "" {
 		t.Errorf("a common password: %v", err)
 	}
+	if err := e.svc.CompletePasswordReset(ctx, link, "password123", "other", ""); FieldErrors(err).For("password") == "" || FieldErrors(err).For("confirm") == "" {
+		t.Errorf("a common password typed differently twice: both problems at once, got %v", err)
+	}
 	const newPW = "another long private phrase"
-	if err := e.svc.CompletePasswordReset(ctx, link, newPW, ""); err != nil {
+	if err := e.svc.CompletePasswordReset(ctx, link, newPW, newPW, ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.svc.CompletePasswordReset(ctx, link, newPW+"!", ""); fault.KindOf(err) != fault.NotFound {
+	if err := e.svc.CompletePasswordReset(ctx, link, newPW+"!", newPW+"!", ""); fault.KindOf(err) != fault.NotFound {
 		t.Errorf("the link works twice: %v", err)
 	}
 	if _, _, err := e.svc.Authenticate(ctx, sess.Token, "10.0.0.9"); !errors.Is(err, ErrNoSession) {
@@ -619,7 +622,7 @@ func TestDisableEndsSessionsAndUnsubscribe(t *testing.T) {
 	ctx := context.Background()
 	const pw = "a long and private passphrase"
 	e.svc.Invite(ctx, e.admin.ID, Invite{Email: "g@outside.test", Role: RoleGuest})
-	reg, err := e.svc.Register(ctx, tokenOf(t, e.mail.last(t, "invitation", "g@outside.test").Link), Registration{Name: "G", Password: pw}, "", "")
+	reg, err := e.svc.Register(ctx, tokenOf(t, e.mail.last(t, "invitation", "g@outside.test").Link), Registration{Name: "G", Password: pw, Confirm: pw}, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}

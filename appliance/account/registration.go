@@ -431,6 +431,7 @@ const maxRegistrationAttempts = 5
 type Registration struct {
 	Name     string
 	Password string
+	Confirm  string // the password typed again
 	Passcode string // level 3
 }
 
@@ -462,9 +463,7 @@ func (s *Service) Register(ctx context.Context, secret string, r Registration, i
 		if name == "" || len(name) > 200 {
 			errs = append(errs, FieldError{"name", "Enter your name as others should see it."})
 		}
-		if err := CheckPassword(tx, r.Password, u.Email, name); err != nil {
-			errs = append(errs, FieldErrors(err).Fields...)
-		}
+		errs = append(errs, checkNewPassword(tx, r.Password, r.Confirm, u.Email, name)...)
 		if t.Level == 3 {
 			ok, _, err := keyring.VerifyPassword(ctx, t.PasscodeHash, normalizePasscode(r.Passcode))
 			if err != nil {

@@ -108,7 +108,7 @@ func (s *Service) CheckResetLink(secret string) (User, error) {
 // link, ends all their sessions and voids the link. A disabled user stays
 // disabled (the password is set, sign-in still refused); an unsubscribed
 // guest does not come back through a reset.
-func (s *Service) CompletePasswordReset(ctx context.Context, secret, password, ip string) error {
+func (s *Service) CompletePasswordReset(ctx context.Context, secret, password, confirm, ip string) error {
 	var u User
 	err := s.st.Update(ctx, func(tx *store.Tx) error {
 		t, h, err := lookupToken(tx, purposeReset, secret, s.now(), "password reset")
@@ -118,7 +118,7 @@ func (s *Service) CompletePasswordReset(ctx context.Context, secret, password, i
 		if u, err = getUser(tx, t.UserID); err != nil {
 			return err
 		}
-		if err := CheckPassword(tx, password, u.Email, u.Name); err != nil {
+		if err := invalid(checkNewPassword(tx, password, confirm, u.Email, u.Name)); err != nil {
 			return err
 		}
 		if u.PasswordHash, err = keyring.HashPassword(ctx, password); err != nil {
@@ -144,7 +144,7 @@ func (s *Service) CompletePasswordReset(ctx context.Context, secret, password, i
 
 // ChangePassword changes the signed-in user's password after checking the
 // current one; their other sessions end.
-func (s *Service) ChangePassword(ctx context.Context, token, current, password, ip string) error {
+func (s *Service) ChangePassword(ctx context.Context, token, current, password, confirm, ip string) error {
 	sess, u, err := s.Authenticate(ctx, token, ip)
 	if err != nil {
 		return err
@@ -161,7 +161,7 @@ func (s *Service) ChangePassword(ctx context.Context, token, current, password, 
 		if err != nil {
 			return err
 		}
-		if err := CheckPassword(tx, password, cur.Email, cur.Name); err != nil {
+		if err := invalid(checkNewPassword(tx, password, confirm, cur.Email, cur.Name)); err != nil {
 			return err
 		}
 		if cur.PasswordHash, err = keyring.HashPassword(ctx, password); err != nil {

@@ -66,6 +66,23 @@ func CheckPassword(tx *store.Tx, password string, personal ...string) error {
 	return invalid(errs)
 }
 
+// checkNewPassword is CheckPassword, and the password typed again must be
+// the same: every problem at once.
+func checkNewPassword(tx *store.Tx, password, confirm string, personal ...string) []FieldError {
+	var errs []FieldError
+	if err := CheckPassword(tx, password, personal...); err != nil {
+		if ve := FieldErrors(err); ve != nil {
+			errs = append(errs, ve.Fields...)
+		} else {
+			errs = append(errs, FieldError{"password", fault.Message(err)})
+		}
+	}
+	if password != confirm {
+		errs = append(errs, FieldError{"confirm", "The two passwords are not the same."})
+	}
+	return errs
+}
+
 // createUser adds a user in tx. The caller audits.
 func (s *Service) createUser(ctx context.Context, tx *store.Tx, n NewUser, status Status) (User, error) {
 	var errs []FieldError
