@@ -160,6 +160,20 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (app *App, err e
 		},
 		SendTestMail: a.wizardTestMail,
 		BrandImage:   a.brandImage,
+		AuditPage: func(skip uint64, limit int) (events []audit.Event, total uint64, err error) {
+			err = a.store.View(func(tx *store.Tx) error {
+				if total, err = audit.Count(tx); err != nil {
+					return err
+				}
+				events, err = audit.Newest(tx, skip, limit)
+				return err
+			})
+			return events, total, err
+		},
+		VerifyAudit: func() (n uint64, err error) {
+			err = a.store.View(func(tx *store.Tx) error { n, err = a.audit.Verify(tx); return err })
+			return n, err
+		},
 	})
 	if err != nil {
 		return nil, err

@@ -314,4 +314,25 @@ func TestBrowserAccounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	screenshot(t, ctx, "accounts-13-account")
+
+	// The audit trail shows what happened, and its chain verifies.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(base+"/audit"),
+		chromedp.WaitVisible(chromedp.ID("events")),
+		chromedp.Click(chromedp.ID("verify")),
+		chromedp.WaitVisible(chromedp.ID("verified")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("events")))
+	for _, want := range []string{"sign_in.fail", "user.invite", "registration.complete", "pat@clinic.example.test"} {
+		if !strings.Contains(events, want) {
+			t.Errorf("the audit trail lacks %q", want)
+		}
+	}
+	if strings.Contains(events, patPassword) || strings.Contains(events, adminPassword) {
+		t.Error("a password is in the audit trail")
+	}
+	screenshot(t, ctx, "accounts-14-audit")
 }

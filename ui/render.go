@@ -116,7 +116,8 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2 Jan 2006 15:04 UTC")
 	},
-	"has": func(u account.User, r string) bool { return u.Has(account.Role(r)) },
+	"stamp": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
+	"has":   func(u account.User, r string) bool { return u.Has(account.Role(r)) },
 	"bytes": func(n int64) string {
 		switch {
 		case n >= 1<<30:

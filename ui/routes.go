@@ -63,6 +63,13 @@ func (s *Server) routes() {
 	e.GET("/account", s.accountView, signedIn)
 	e.POST("/account", s.accountAction, signedIn)
 
+	// The audit trail: auditors and administrators, from the admin networks.
+	if s.opts.AuditPage != nil {
+		trail := e.Group("/audit", s.adminNetworks, signedIn, role(account.RoleAuditor, account.RoleAdmin))
+		trail.GET("", s.auditTrail)
+		trail.POST("", s.auditTrail)
+	}
+
 	// The admin console: administrators, from the allowed networks only.
 	admin := e.Group("/admin", s.adminNetworks, signedIn, role(account.RoleAdmin))
 	admin.GET("", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/admin/users") })

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sealpost/sealpost/appliance/account"
+	"github.com/sealpost/sealpost/appliance/audit"
 	"github.com/sealpost/sealpost/appliance/branding"
 	"github.com/sealpost/sealpost/appliance/settings"
 	"github.com/sealpost/sealpost/appliance/setup"
@@ -62,6 +63,10 @@ type Options struct {
 	// reply.
 	ApplySetup   func(ctx context.Context, a setup.Answers) (account.User, error)
 	SendTestMail func(ctx context.Context, a setup.Answers, to string) (string, error)
+	// AuditPage is a page of the audit trail, newest first, and the number
+	// of events; VerifyAudit checks the whole chain.
+	AuditPage   func(skip uint64, limit int) ([]audit.Event, uint64, error)
+	VerifyAudit func() (uint64, error)
 	// BrandImage is the organization's banner or icon as PNG.
 	BrandImage func(kind branding.Kind) ([]byte, error)
 }

@@ -33,8 +33,11 @@ func (s *Server) home(c echo.Context) error {
 	if !ok || sess.Stage != account.StageFull {
 		return c.Redirect(http.StatusSeeOther, "/signin")
 	}
-	if u.Has(account.RoleAdmin) && !u.Has(account.RoleProfessional) {
+	switch {
+	case u.Has(account.RoleAdmin) && !u.Has(account.RoleProfessional):
 		return c.Redirect(http.StatusSeeOther, "/admin/users")
+	case u.Has(account.RoleAuditor) && !u.Has(account.RoleProfessional):
+		return c.Redirect(http.StatusSeeOther, "/audit")
 	}
 	return c.Render(http.StatusOK, "mail/home", struct{ page }{s.pageFor(c, "mail")})
 }

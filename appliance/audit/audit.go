@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sealpost/sealpost/appliance/keyring"
@@ -122,4 +123,31 @@ func (t *Trail) Verify(tx *store.Tx) (count uint64, err error) {
 		return seq, fmt.Errorf("the audit trail ends at event %d but its head says %d: events were removed", seq, h.Seq)
 	}
 	return seq, nil
+}
+
+// Count is how many events the trail holds (the sequence number of the
+// newest).
+func Count(tx *store.Tx) (uint64, error) {
+	h, err := store.GetJSON[head](tx, headKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	return h.Seq, err
+}
+
+// Newest returns up to limit events, newest first, skipping the newest
+// skip: pages of the trail for the viewer.
+func Newest(tx *store.Tx, skip uint64, limit int) ([]Event, error) {
+	n, err := Count(tx)
+	if err != nil || skip >= n {
+		return nil, err
+	}
+	last := n - skip // the newest event of the page
+	first := uint64(1)
+	if last > uint64(limit) {
+		first = last - uint64(limit) + 1
+	}
+	events, err := List(tx, first-1, int(last-first+1))
+	slices.Reverse(events)
+	return events, err
 }

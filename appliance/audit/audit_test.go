@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -85,5 +86,38 @@ func TestTamperingDetected(t *testing.T) {
 				return nil
 			})
 		})
+	}
+}
+
+func TestNewestPages(t *testing.T) {
+	t.Parallel()
+	st, trail := setup(t)
+	err := st.Update(context.Background(), func(tx *store.Tx) error {
+		for i := range 7 {
+			if err := trail.Append(tx, Event{Actor: "cli", Action: fmt.Sprintf("a%d", i+1)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		skip  uint64
+		limit int
+		want  string
+	}{{0, 3, "a7 a6 a5"}, {3, 3, "a4 a3 a2"}, {6, 3, "a1"}, {7, 3, ""}, {0, 10, "a7 a6 a5 a4 a3 a2 a1"}} {
+		var got []string
+		err := st.View(func(tx *store.Tx) error {
+			evs, err := Newest(tx, tt.skip, tt.limit)
+			for _, e := range evs {
+				got = append(got, e.Action)
+			}
+			return err
+		})
+		if err != nil || strings.Join(got, " ") != tt.want {
+			t.Errorf("Newest(%d, %d) = %q, %v; want %q", tt.skip, tt.limit, got, err, tt.want)
+		}
 	}
 }
