@@ -74,7 +74,7 @@ func (s *Server) accountAction(c echo.Context) error {
 		err = s.opts.Accounts.ChangePassword(ctx, sessionToken(c), c.FormValue("current"), c.FormValue("password"), c.FormValue("confirm"), c.RealIP())
 		done = "Your password is changed. Your other sessions have ended."
 	case "disable_totp":
-		err = s.opts.Accounts.DisableTOTP(ctx, u.ID)
+		err = s.opts.Accounts.DisableTOTP(ctx, u.ID, c.FormValue("current_totp"))
 		done = "Your authenticator app is no longer needed to sign in."
 	default:
 		return echo.NewHTTPError(http.StatusBadRequest, "Unknown action.")
@@ -84,7 +84,11 @@ func (s *Server) accountAction(c echo.Context) error {
 		if perr != nil {
 			return perr
 		}
-		return c.Render(p.fail(err), "account/account", p)
+		status := p.fail(err)
+		if c.FormValue("action") == "disable_totp" { // its password field has its own name
+			p.Errors["current_totp"], p.Errors["current"] = p.Errors["current"], ""
+		}
+		return c.Render(status, "account/account", p)
 	}
 	return c.Redirect(http.StatusSeeOther, "/account?done="+urlEscape(done))
 }

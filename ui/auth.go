@@ -42,11 +42,20 @@ func csrf() echo.MiddlewareFunc {
 		CookieSecure:   true,
 		CookieHTTPOnly: true,
 		CookieSameSite: http.SameSiteStrictMode,
-		ErrorHandler: func(err error, c echo.Context) error {
-			return echo.NewHTTPError(http.StatusForbidden, "This form has expired or did not come from this site. Go back, reload the page and try again.")
+		// A browser's cross-site form is refused in the appliance's words;
+		// same-site (another port or subdomain) must show the token.
+		AllowSecFetchSiteFunc: func(c echo.Context) (bool, error) {
+			if c.Request().Header.Get(echo.HeaderSecFetchSite) == "cross-site" {
+				return false, errForeignForm
+			}
+			return false, nil
 		},
+		ErrorHandler: func(error, echo.Context) error { return errForeignForm },
 	})
 }
+
+var errForeignForm = echo.NewHTTPError(http.StatusForbidden,
+	"This form has expired or did not come from this site. Go back, reload the page and try again.")
 
 // loadSession finds the signed-in user, if any, for every request.
 func (s *Server) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
@@ -156,8 +165,11 @@ func (s *Server) adminNetworks(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // safeNext is where to go after signing in: a path on this site only.
+// Control characters and backslashes are refused outright: browsers drop
+// tabs and newlines and read \ as /, so "/\t/evil.example" would leave.
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
+		strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
 		return "/"
 	}
 	return next

@@ -697,3 +697,45 @@ func TestDirectoryPaging(t *testing.T) {
 		t.Errorf("enabled: %d", got)
 	}
 }
+
+// TestSecondFactorRequiredLater: a user made administrator after signing
+// in with a password only must enrol before the session goes on; turning
+// the factor off needs the password, and a wrong one counts and is audited.
+func TestSecondFactorRequiredLater(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.set(t, "security.admin_requires_totp", "false")
+	ctx := context.Background()
+	res := e.signedIn(t, "admin@clinic.test", adminPassword)
+	e.set(t, "security.admin_requires_totp", "true")
+	sess, _, err := e.svc.Authenticate(ctx, res.Token, "10.0.0.9")
+	if err != nil || sess.Stage != StageEnrol {
+		t.Fatalf("after the factor became required: stage %q, %v", sess.Stage, err)
+	}
+	enr, err := e.svc.StartTOTP(ctx, e.admin.ID, "Clinic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.svc.ConfirmTOTP(ctx, res.Token, code(t, enr.Secret, e.clock.now()), "10.0.0.9"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.StartTOTP(ctx, e.admin.ID, "Clinic"); err != errTOTPOn {
+		t.Errorf("replacing an authenticator without turning it off: %v", err)
+	}
+	e.set(t, "security.admin_requires_totp", "false")
+	if err := e.svc.DisableTOTP(ctx, e.admin.ID, "wrong password"); FieldErrors(err).For("current") == "" {
+		t.Errorf("turning the factor off with a wrong password: %v", err)
+	}
+	if !e.hasAction(t, "password.check_fail") {
+		t.Error("a wrong current password is not audited")
+	}
+	if err := e.svc.DisableTOTP(ctx, e.admin.ID, adminPassword); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		e.svc.DisableTOTP(ctx, e.admin.ID, "wrong password")
+	}
+	if _, err := e.svc.SignIn(ctx, "admin@clinic.test", adminPassword, "10.0.0.1", "test"); err != ErrSignIn {
+		t.Errorf("wrong current passwords do not lock the account: %v", err)
+	}
+}

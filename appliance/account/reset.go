@@ -2,6 +2,7 @@ package account
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/sealpost/sealpost/appliance/fault"
@@ -142,6 +143,42 @@ func (s *Service) CompletePasswordReset(ctx context.Context, secret, password, c
 	return err
 }
 
+// checkCurrentPassword guards changes a stolen session must not make alone.
+// Wrong answers count against the account like failed sign-ins (so they
+// lock it) and are audited.
+func (s *Service) checkCurrentPassword(ctx context.Context, userID, password string) error {
+	wrong := invalid([]FieldError{{"current", "Your current password is not right."}})
+	now := s.now()
+	if s.limits.blocked(s.limits.accounts, userID, now) {
+		return wrong
+	}
+	u, err := s.User(userID)
+	if err != nil {
+		return err
+	}
+	ok, _, err := keyring.VerifyPassword(ctx, u.PasswordHash, password)
+	if err != nil && !errors.Is(err, keyring.ErrPasswordHash) {
+		return err
+	}
+	if ok {
+		return nil
+	}
+	var attempts, lockMinutes int
+	err = s.st.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+		set, err := settings.Load(tx)
+		if err != nil {
+			return err
+		}
+		attempts, lockMinutes = set.Security.SignInAttempts, set.Security.LockoutMinutes
+		return s.audit(tx, ActorOf(userID), "password.check_fail", "user/"+userID, nil)
+	})
+	if err != nil {
+		return err
+	}
+	s.limits.fail(s.limits.accounts, userID, now, attempts, 15*time.Minute, time.Duration(lockMinutes)*time.Minute)
+	return wrong
+}
+
 // ChangePassword changes the signed-in user's password after checking the
 // current one; their other sessions end.
 func (s *Service) ChangePassword(ctx context.Context, token, current, password, confirm, ip string) error {
@@ -149,12 +186,8 @@ func (s *Service) ChangePassword(ctx context.Context, token, current, password, 
 	if err != nil {
 		return err
 	}
-	ok, _, err := keyring.VerifyPassword(ctx, u.PasswordHash, current)
-	if err != nil && err != keyring.ErrPasswordHash {
+	if err := s.checkCurrentPassword(ctx, u.ID, current); err != nil {
 		return err
-	}
-	if !ok {
-		return invalid([]FieldError{{"current", "Your current password is not right."}})
 	}
 	return s.st.Update(ctx, func(tx *store.Tx) error {
 		cur, err := getUser(tx, u.ID)

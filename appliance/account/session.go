@@ -33,7 +33,6 @@ type Session struct {
 	LastSeen  time.Time `json:"last_seen"`
 	IP        string    `json:"ip"`
 	UserAgent string    `json:"user_agent"`
-	CSRF      string    `json:"csrf"` // the token forms must carry
 }
 
 // ErrNoSession means the token names no live session: never issued,
@@ -57,7 +56,7 @@ func (s *Service) newSession(tx *store.Tx, u User, stage, ip, ua string) (string
 	token := rand.Text() + rand.Text() // 256 bits
 	now := s.now().UTC()
 	sess := Session{ID: strings.ToLower(rand.Text()[:12]), UserID: u.ID, Stage: stage, Created: now, LastSeen: now,
-		IP: ip, UserAgent: shortUserAgent(ua), CSRF: rand.Text()}
+		IP: ip, UserAgent: shortUserAgent(ua)}
 	h := hashToken(token)
 	if err := store.PutJSON(tx, sessionKey(h), sess); err != nil {
 		return "", sess, err
@@ -79,6 +78,7 @@ func (s *Service) Authenticate(ctx context.Context, token, ip string) (Session, 
 	var sess Session
 	var u User
 	var expired string
+	demoted := false
 	err := s.st.View(func(tx *store.Tx) error {
 		var err error
 		sess, err = store.GetJSON[Session](tx, sessionKey(h))
@@ -112,6 +112,17 @@ func (s *Service) Authenticate(ctx context.Context, token, ip string) (Session, 
 			expired = "user_disabled"
 			return ErrNoSession
 		}
+		// A second factor that became required after sign-in (a new role,
+		// a group or setting change) is asked for before anything else.
+		if sess.Stage == StageFull && u.TOTP == nil {
+			need, err := RequiresTOTP(tx, u)
+			if err != nil {
+				return err
+			}
+			if need {
+				sess.Stage, demoted = StageEnrol, true
+			}
+		}
 		return nil
 	})
 	if expired != "" {
@@ -129,7 +140,7 @@ func (s *Service) Authenticate(ctx context.Context, token, ip string) (Session, 
 		}
 		return Session{}, User{}, err
 	}
-	if s.now().Sub(sess.LastSeen) > time.Minute {
+	if demoted || s.now().Sub(sess.LastSeen) > time.Minute {
 		sess.LastSeen = s.now().UTC()
 		err := s.st.Update(ctx, func(tx *store.Tx) error {
 			if _, err := tx.Get(sessionKey(h)); err != nil {

@@ -20,6 +20,9 @@ func (s *Service) StartTOTP(ctx context.Context, userID, issuer string) (totp.En
 		if err != nil {
 			return err
 		}
+		if u.TOTP != nil {
+			return errTOTPOn
+		}
 		if e, err = totp.Enrol(issuer, u.Email); err != nil {
 			return err
 		}
@@ -49,6 +52,9 @@ func (s *Service) ConfirmTOTP(ctx context.Context, token, code, ip string) (code
 	sess, u, err := s.Authenticate(ctx, token, ip)
 	if err != nil {
 		return nil, res, err
+	}
+	if u.TOTP != nil {
+		return nil, res, errTOTPOn
 	}
 	if u.PendingTOTP == "" {
 		return nil, res, fault.E(fault.Conflict, "Start again: the setup of your authenticator app was not found.", nil)
@@ -93,8 +99,16 @@ func (s *Service) ConfirmTOTP(ctx context.Context, token, code, ip string) (code
 	return codes, res, nil
 }
 
-// DisableTOTP turns the second factor off, unless the user must have one.
-func (s *Service) DisableTOTP(ctx context.Context, userID string) error {
+// errTOTPOn refuses to replace a second factor without turning it off
+// first (which asks for the password).
+var errTOTPOn = fault.E(fault.Conflict, "Your authenticator app is set up already. To use another, turn it off first.", nil)
+
+// DisableTOTP turns the second factor off after checking the user's
+// password (a session alone is not enough), unless the user must have one.
+func (s *Service) DisableTOTP(ctx context.Context, userID, password string) error {
+	if err := s.checkCurrentPassword(ctx, userID, password); err != nil {
+		return err
+	}
 	return s.st.Update(ctx, func(tx *store.Tx) error {
 		u, err := getUser(tx, userID)
 		if err != nil {
