@@ -176,6 +176,8 @@ func (a *authzAccounts) server(t *testing.T, logs *lockedBuffer, networks ...net
 		HSTS:     func() bool { return true },
 		Registry: prometheus.NewRegistry(),
 		Accounts: a.svc,
+		// Every row comes from one address; the form limit has its own test.
+		FormBurst: 100000, FormEvery: time.Millisecond,
 		ReadSettings: func() (settings.Settings, error) {
 			return settings.Read(a.st)
 		},

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -20,15 +21,14 @@ func (s *Server) routes() {
 
 	// The setup token is 128 bits, so guessing is hopeless; the limit keeps
 	// scanners from filling the log.
-	setupLimit := middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
-		Store: middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
-			Rate: rate.Limit(1), Burst: 60,
-		}),
-		IdentifierExtractor: func(c echo.Context) (string, error) { return c.RealIP(), nil },
-		DenyHandler: func(c echo.Context, _ string, _ error) error {
-			return echo.NewHTTPError(http.StatusTooManyRequests, "Too many attempts. Wait a minute and try again.")
-		},
-	})
+	setupLimit := perClientLimit(1, 60)
+	// Forms that send mail or check codes: a client cannot make the
+	// appliance mail-bomb an address or guess codes quickly.
+	burst, every := s.opts.FormBurst, s.opts.FormEvery
+	if burst <= 0 {
+		burst, every = 10, 6*time.Second
+	}
+	mailLimit := perClientLimit(rate.Every(every), burst)
 	e.GET("/setup", s.setupPage, setupLimit, s.setupAccess)
 	e.GET("/setup/:step", s.wizardStep, setupLimit, s.setupAccess)
 	e.POST("/setup/:step", s.wizardSubmit, setupLimit, s.setupAccess)
@@ -47,12 +47,12 @@ func (s *Server) routes() {
 	e.POST("/signin/enrol", s.enrol)
 	e.POST("/signout", s.signOut)
 	e.GET("/forgot", s.forgotForm)
-	e.POST("/forgot", s.forgot)
+	e.POST("/forgot", s.forgot, mailLimit)
 	e.GET("/reset", s.resetForm)
-	e.POST("/reset", s.reset)
+	e.POST("/reset", s.reset, mailLimit)
 	e.GET("/register", s.registerForm)
-	e.POST("/register", s.register)
-	e.POST("/register/self", s.selfRegister)
+	e.POST("/register", s.register, mailLimit)
+	e.POST("/register/self", s.selfRegister, mailLimit)
 	e.GET("/alias/confirm", s.confirmAliasForm)
 	e.POST("/alias/confirm", s.confirmAlias)
 	e.GET("/unsubscribe", s.unsubscribeForm)
@@ -83,4 +83,18 @@ func (s *Server) routes() {
 	admin.POST("/groups/:id", s.saveGroup)
 	admin.GET("/registration", s.registration)
 	admin.POST("/registration", s.registrationAction)
+}
+
+// perClientLimit allows a client address n requests per second after a
+// burst, then answers 429.
+func perClientLimit(n rate.Limit, burst int) echo.MiddlewareFunc {
+	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
+		Store: middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
+			Rate: n, Burst: burst, ExpiresIn: 15 * time.Minute,
+		}),
+		IdentifierExtractor: func(c echo.Context) (string, error) { return c.RealIP(), nil },
+		DenyHandler: func(c echo.Context, _ string, _ error) error {
+			return echo.NewHTTPError(http.StatusTooManyRequests, "Too many attempts. Wait a minute and try again.")
+		},
+	})
 }

@@ -67,6 +67,11 @@ type Options struct {
 	// of events; VerifyAudit checks the whole chain.
 	AuditPage   func(skip uint64, limit int) ([]audit.Event, uint64, error)
 	VerifyAudit func() (uint64, error)
+	// FormBurst is how many mail-sending or code-checking form posts
+	// (forgot, reset, register) one client address may make at once,
+	// refilled at one per FormEvery; zero means 10 and 6 seconds.
+	FormBurst int
+	FormEvery time.Duration
 	// BrandImage is the organization's banner or icon as PNG.
 	BrandImage func(kind branding.Kind) ([]byte, error)
 }

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -190,5 +191,36 @@ func TestStaticHasNoDirectoryListing(t *testing.T) {
 		if rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), "nothing at this address") {
 			t.Errorf("GET %s = %d, want 404 without a listing", path, rec.Code)
 		}
+	}
+}
+
+// TestFormRateLimit: one client address posting the forgot-password form
+// over and over gets 429 after the burst, another address does not.
+func TestFormRateLimit(t *testing.T) {
+	t.Parallel()
+	s, err := New(Options{Logger: zerolog.Nop(), Version: "test", Setup: &tokenGate{}, Registry: prometheus.NewRegistry(),
+		Accounts: newAuthzAccounts(t).svc, FormBurst: 3, FormEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(ip string) int {
+		req := httptest.NewRequest(http.MethodPost, "https://portal.test/forgot", strings.NewReader("email=a%40b.test"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		req.RemoteAddr = ip + ":1000"
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for i := range 3 {
+		if code := post("192.0.2.1"); code != http.StatusOK {
+			t.Fatalf("post %d: %d", i, code)
+		}
+	}
+	if code := post("192.0.2.1"); code != http.StatusTooManyRequests {
+		t.Errorf("after the burst: %d, want 429", code)
+	}
+	if code := post("192.0.2.2"); code != http.StatusOK {
+		t.Errorf("another address: %d", code)
 	}
 }
