@@ -5,6 +5,7 @@ import (
 	"crypto/fips140"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"strings"
 	"sync"
@@ -695,6 +696,18 @@ func TestDirectoryPaging(t *testing.T) {
 	}
 	if got := e.svc.CountUsers()[StatusEnabled]; got != 121 {
 		t.Errorf("enabled: %d", got)
+	}
+	disabled := StatusDisabled
+	if _, err := e.svc.ChangeUser(ctx, e.admin.ID, e.svc.ListUsers(Query{Text: "p001@"}).Users[0].ID, UserChange{Status: &disabled}); err != nil {
+		t.Fatal(err)
+	}
+	// The counts kept with each change are those a fresh load finds.
+	fresh, err := loadDirectory(e.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := e.svc.CountUsers(), fresh.counts(); got[StatusEnabled] != 120 || got[StatusDisabled] != 1 || !maps.Equal(got, want) {
+		t.Errorf("counts %v, a fresh load %v", got, want)
 	}
 }
 

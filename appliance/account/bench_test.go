@@ -30,8 +30,9 @@ import (
 // checked with argon2id, the session stored, the event audited. It reports
 // the rate, the p50 and p99 latency of one SignIn call, and how far resident
 // memory rose above where it started (sampled every 20 ms). The keyring runs
-// at most runtime.NumCPU() hashes at once, so the rise should stay near
-// NumCPU × 19 MiB plus garbage, however many people sign in together.
+// at most runtime.NumCPU() hashes at once, so the rise is bounded by NumCPU
+// hashes of 19 MiB and the garbage collector's slack over the live heap, not
+// by how many people sign in together.
 func BenchmarkSignIn50Concurrent(b *testing.B) {
 	const (
 		users    = 50

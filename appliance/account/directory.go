@@ -2,6 +2,7 @@ package account
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -15,9 +16,10 @@ import (
 // structs instead of unsealing every record. It is loaded at start and kept
 // up to date after each committed change; the store stays the truth.
 type directory struct {
-	mu     sync.RWMutex
-	byID   map[string]*Summary
-	sorted []*Summary // by Email
+	mu       sync.RWMutex
+	byID     map[string]*Summary
+	sorted   []*Summary     // by Email
+	byStatus map[Status]int // kept with every change: the list shows it on every page
 }
 
 // Summary is what the user list shows of a user.
@@ -45,7 +47,7 @@ func summarize(u User) *Summary {
 }
 
 func loadDirectory(st *store.Store) (*directory, error) {
-	d := &directory{byID: map[string]*Summary{}}
+	d := &directory{byID: map[string]*Summary{}, byStatus: map[Status]int{}}
 	invites := map[string]int{}
 	err := st.View(func(tx *store.Tx) error {
 		err := tx.Scan([]byte(userPrefix), func(_, value []byte) error {
@@ -75,6 +77,7 @@ func loadDirectory(st *store.Store) (*directory, error) {
 	}
 	for _, e := range d.byID {
 		d.sorted = append(d.sorted, e)
+		d.byStatus[e.Status]++
 	}
 	slices.SortFunc(d.sorted, func(a, b *Summary) int { return strings.Compare(a.Email, b.Email) })
 	return d, nil
@@ -89,8 +92,10 @@ func (d *directory) put(u User) {
 		e.InvitesUsed = old.InvitesUsed
 		i := d.index(old.Email, old.ID)
 		d.sorted = slices.Delete(d.sorted, i, i+1)
+		d.byStatus[old.Status]--
 	}
 	d.byID[u.ID] = e
+	d.byStatus[e.Status]++
 	i, _ := slices.BinarySearchFunc(d.sorted, e.Email, func(a *Summary, email string) int { return strings.Compare(a.Email, email) })
 	d.sorted = slices.Insert(d.sorted, i, e)
 }
@@ -160,11 +165,7 @@ func (d *directory) query(q Query) Page {
 func (d *directory) counts() map[Status]int {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	out := map[Status]int{}
-	for _, e := range d.byID {
-		out[e.Status]++
-	}
-	return out
+	return maps.Clone(d.byStatus)
 }
 
 // ListUsers returns one page of the user list.
