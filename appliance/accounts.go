@@ -41,7 +41,7 @@ func (n notifier) Notify(tx *store.Tx, no account.Notice) error {
 	}
 	env := mailer.Envelope{ID: newNotificationID(), FromAddress: s.Mail.FromAddress, FromName: s.Mail.FromName,
 		To: no.To, Hostname: a.messageIDHost(s), Date: time.Now()}
-	msg, err := a.compose(context.Background(), s, env, r)
+	msg, err := composeSigned(s, env, r, func() (mailer.DKIMKeys, error) { return storedDKIMKeys(tx) })
 	if err != nil {
 		return err
 	}

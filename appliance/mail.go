@@ -210,15 +210,36 @@ func (a *App) dkimKeys(ctx context.Context) (mailer.DKIMKeys, error) {
 // compose builds a notification's message and, when the settings say so,
 // signs it with DKIM for the sender's domain.
 func (a *App) compose(ctx context.Context, s settings.Settings, env mailer.Envelope, r mailer.Rendered) ([]byte, error) {
+	return composeSigned(s, env, r, func() (mailer.DKIMKeys, error) { return a.dkimKeys(ctx) })
+}
+
+// composeSigned builds a message and signs it with the keys that keys
+// returns when the settings say so.
+func composeSigned(s settings.Settings, env mailer.Envelope, r mailer.Rendered, keys func() (mailer.DKIMKeys, error)) ([]byte, error) {
 	msg, err := mailer.Compose(env, r)
 	if err != nil || !s.Mail.DKIMSign {
 		return msg, err
 	}
-	keys, err := a.dkimKeys(ctx)
+	k, err := keys()
 	if err != nil {
 		return nil, err
 	}
-	return mailer.SignDKIM(msg, domainOf(s.Mail.FromAddress), s.Mail.DKIMSelector, keys)
+	return mailer.SignDKIM(msg, domainOf(s.Mail.FromAddress), s.Mail.DKIMSelector, k)
+}
+
+// storedDKIMKeys reads the DKIM keys in tx without making them: inside
+// another flow's transaction (a notification) no second audited write may
+// start, and the keys exist once `sealpost mail dkim` has shown them.
+func storedDKIMKeys(tx *store.Tx) (mailer.DKIMKeys, error) {
+	var keys mailer.DKIMKeys
+	data, err := tx.Get(dkimKeysKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return keys, fault.E(fault.Unavailable, "DKIM signing is on but no keys exist yet: run sealpost mail dkim and publish its records.", err)
+	}
+	if err != nil {
+		return keys, err
+	}
+	return keys, keys.UnmarshalBinary(data)
 }
 
 func capitalize(s string) string { return strings.ToUpper(s[:1]) + s[1:] }

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sealpost/sealpost/appliance/keyring"
@@ -51,20 +53,65 @@ func New(keys *keyring.Keyring, now func() time.Time) *Trail {
 	return &Trail{keys: keys, now: now}
 }
 
+// chain is the head of one store's trail, held in memory so that
+// concurrent audited transactions do not all read (and so conflict on) the
+// head record. A transaction that appends holds the chain from its first
+// Append until it has committed or given up, so events are numbered in
+// commit order with no gaps; the head record is still written with every
+// event, for Verify and the next start.
+type chain struct {
+	mu     sync.Mutex
+	loaded bool
+	head   head
+	holder atomic.Pointer[store.Tx]
+	next   head // the holder's head so far
+}
+
+// chains holds one chain per open store.
+var chains sync.Map // *store.Store → *chain
+
+func chainOf(st *store.Store) *chain {
+	c, _ := chains.LoadOrStore(st, &chain{})
+	return c.(*chain)
+}
+
 // Append adds e to the trail inside the caller's transaction, so the event
-// is durable exactly when the change it records is.
+// is durable exactly when the change it records is. Audited transactions
+// take turns from their first Append to their commit; code inside one must
+// not run another audited Update (it would wait for itself).
 func (t *Trail) Append(tx *store.Tx, e Event) error {
-	h, err := store.GetJSON[head](tx, headKey)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("read audit head: %w", err)
+	if !tx.Writable() {
+		return errors.New("audit: append in a read-only transaction")
 	}
-	e.Seq, e.Prev, e.MAC = h.Seq+1, h.MAC, nil
+	c := chainOf(tx.Store())
+	if c.holder.Load() != tx {
+		c.mu.Lock()
+		if !c.loaded {
+			h, err := store.GetJSON[head](tx, headKey)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				c.mu.Unlock()
+				return fmt.Errorf("read audit head: %w", err)
+			}
+			c.head, c.loaded = h, true
+		}
+		c.holder.Store(tx)
+		c.next = c.head
+		tx.OnDone(func(committed bool) {
+			if committed {
+				c.head = c.next
+			}
+			c.holder.Store(nil)
+			c.mu.Unlock()
+		})
+	}
+	e.Seq, e.Prev, e.MAC = c.next.Seq+1, c.next.MAC, nil
 	e.Time = t.now().UTC()
 	e.MAC = t.keys.MAC(keyring.PurposeAudit, canonical(e))
 	if err := store.PutJSON(tx, eventKey(e.Seq), e); err != nil {
 		return err
 	}
-	return store.PutJSON(tx, headKey, head{Seq: e.Seq, MAC: e.MAC})
+	c.next = head{Seq: e.Seq, MAC: e.MAC}
+	return store.PutJSON(tx, headKey, c.next)
 }
 
 // canonical is the byte string an event's MAC covers: the event without its

@@ -247,9 +247,39 @@ func (s *Store) View(fn func(tx *Tx) error) error {
 		return errClosed
 	}
 	return s.db.View(func(txn *badger.Txn) error {
-		return fn(&Tx{txn: txn, keys: s.keys})
+		tx := &Tx{txn: txn, keys: s.keys, st: s}
+		defer tx.finish(false)
+		return fn(tx)
 	})
 }
+
+// attempt runs fn once in a new transaction and commits it, telling the
+// transaction's OnDone callbacks what became of it (also when fn panics).
+func (s *Store) attempt(fn func(tx *Tx) error) (err error) {
+	txn := s.db.NewTransaction(true)
+	tx := &Tx{txn: txn, keys: s.keys, writable: true, st: s}
+	committed := false
+	defer func() {
+		if r := recover(); r != nil {
+			txn.Discard()
+			tx.finish(false)
+			panic(r)
+		}
+		tx.finish(committed)
+	}()
+	if err := fn(tx); err != nil {
+		txn.Discard()
+		return errFn{err}
+	}
+	err = txn.Commit()
+	committed = err == nil
+	return err
+}
+
+// errFn carries fn's own error out of attempt, to be returned as it is.
+type errFn struct{ error }
+
+func (e errFn) Unwrap() error { return e.error }
 
 // maxConflictRetries bounds how often Update reruns fn after a conflict.
 const maxConflictRetries = 32
@@ -266,13 +296,11 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		txn := s.db.NewTransaction(true)
-		if err := fn(&Tx{txn: txn, keys: s.keys, writable: true}); err != nil {
-			txn.Discard()
-			return err
-		}
-		err := txn.Commit()
+		err := s.attempt(fn)
+		var fnErr errFn
 		switch {
+		case errors.As(err, &fnErr):
+			return fnErr.error
 		case err == nil:
 			return s.sync.wait()
 		case errors.Is(err, badger.ErrConflict) && attempt < maxConflictRetries:

@@ -25,6 +25,28 @@ type Tx struct {
 	txn      *badger.Txn
 	keys     Keys
 	writable bool
+	st       *Store
+	done     []func(committed bool)
+}
+
+// Writable reports whether the transaction may write (Update, not View).
+func (tx *Tx) Writable() bool { return tx.writable }
+
+// Store is the store the transaction belongs to.
+func (tx *Tx) Store() *Store { return tx.st }
+
+// OnDone registers f to run once the transaction has committed (true) or
+// was given up (false: fn failed or panicked, or the commit did not go
+// through, including a conflict before fn runs again). It runs right after
+// the commit, before Update waits for the fsync, in registration order.
+func (tx *Tx) OnDone(f func(committed bool)) { tx.done = append(tx.done, f) }
+
+func (tx *Tx) finish(committed bool) {
+	done := tx.done
+	tx.done = nil
+	for _, f := range done {
+		f(committed)
+	}
 }
 
 // Get returns a copy of the value stored under key, or ErrNotFound.
