@@ -193,6 +193,39 @@ func TestBrowserWizard(t *testing.T) {
 		t.Error("the administrator is not in the user list")
 	}
 	t.Logf("wizard to admin console in %v (browser automation, no reading time)", time.Since(start).Round(time.Millisecond))
+
+	// The same answers through `sealpost setup --answers` on a fresh data
+	// directory give the same settings.
+	answers := filepath.Join(dir, "answers.toml")
+	os.WriteFile(answers, []byte(fmt.Sprintf(`[organization]
+name = "Example Clinic"
+domains = ["clinic.example.test", "example.test"]
+website = "https://clinic.example.test"
+postal_address = "1 Harbour Street, Springfield"
+[branding]
+icon_file = %q
+[admin]
+name = "Ada Admin"
+email = "ada@clinic.example.test"
+password = %q
+[mail]
+relay_host = %q
+relay_port = %d
+relay_ca_file = %q
+from_address = "no-reply@clinic.example.test"
+from_name = "Example Clinic"
+[inbound]
+relay_networks = ["10.0.0.0/24"]
+`, icon, adminPassword, relay.Host, relay.Port, ca)), 0o600)
+	cli := newLayout(t)
+	if _, errOut, code := runCLI(t, cli.env(), "setup", "--config", "/dev/null", "--answers", answers); code != 0 {
+		t.Fatalf("setup --answers: %s", errOut)
+	}
+	viaWizard, _, _ := runCLI(t, l.env(), "settings", "get", "--config", "/dev/null")
+	viaAnswers, _, _ := runCLI(t, cli.env(), "settings", "get", "--config", "/dev/null")
+	if viaWizard == "" || viaWizard != viaAnswers {
+		t.Errorf("the wizard and the answers file give different settings:\nwizard:\n%s\nanswers:\n%s", viaWizard, viaAnswers)
+	}
 }
 
 // totpCode is the current code for an authenticator key shown on a page.
