@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sealpost/sealpost/internal/measure"
+
 	"github.com/sealpost/sealpost/mailer/smtptest"
 )
 
@@ -100,27 +102,18 @@ func BenchmarkBacklogDrain(b *testing.B) {
 	}
 }
 
-// rssMiB is this process's resident memory (the capture server in the same
-// process keeps no messages, only a count).
-func rssMiB() float64 { return procStatusMiB("VmRSS:") }
+// rssMiB and rssAnonMiB are this process's resident memory, and the part
+// of it that is not mapped files (the store's value log is read through
+// mmap: those pages are the page cache, shared and reclaimable). The
+// capture server in the same process keeps no messages, only a count.
+func rssMiB() float64 {
+	rss, _, _ := measure.ReadMem()
+	return float64(rss) / (1 << 20)
+}
 
-// rssAnonMiB is the part of it that is not mapped files (the store's value
-// log is read through mmap: those pages are the page cache, shared and
-// reclaimable).
-func rssAnonMiB() float64 { return procStatusMiB("RssAnon:") }
-
-func procStatusMiB(field string) float64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, field) {
-			kb, _ := strconv.Atoi(strings.Fields(line)[1])
-			return float64(kb) / 1024
-		}
-	}
-	return 0
+func rssAnonMiB() float64 {
+	_, anon, _ := measure.ReadMem()
+	return float64(anon) / (1 << 20)
 }
 
 // backlogSize is 100,000 unless SEALPOST_BACKLOG says otherwise (for a

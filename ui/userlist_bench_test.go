@@ -3,15 +3,14 @@ package ui
 import (
 	"context"
 	"fmt"
-	"math"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sealpost/sealpost/internal/measure"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -151,8 +150,8 @@ func BenchmarkUserList100k(b *testing.B) {
 			}
 			times := make([]time.Duration, 0, b.N)
 			size := 0
-			cpu0, cpuOK := processCPU()
-			steal0, total0, _ := machineCPU()
+			cpu0, cpuOK := measure.ProcessCPU()
+			steal0, total0, _ := measure.MachineCPU()
 			b.ResetTimer()
 			for range b.N {
 				t0 := time.Now()
@@ -161,9 +160,9 @@ func BenchmarkUserList100k(b *testing.B) {
 				size = rec.Body.Len()
 			}
 			b.StopTimer()
-			cpu1, _ := processCPU()
-			b.ReportMetric(percentileMS(times, 0.50), "p50-ms")
-			b.ReportMetric(percentileMS(times, 0.95), "p95-ms")
+			cpu1, _ := measure.ProcessCPU()
+			b.ReportMetric(measure.PercentileMS(times, 0.50), "p50-ms")
+			b.ReportMetric(measure.PercentileMS(times, 0.95), "p95-ms")
 			b.ReportMetric(float64(size)/1024, "page-KiB")
 			if cpuOK {
 				// What a request costs in CPU, garbage collection included;
@@ -175,85 +174,8 @@ func BenchmarkUserList100k(b *testing.B) {
 				filled = ""
 			}
 			if b.N > 1 {
-				b.Logf("N=%d; %s", b.N, machineLoad(steal0, total0))
+				b.Logf("N=%d; %s", b.N, measure.MachineLoad(steal0, total0))
 			}
 		})
 	}
-}
-
-// percentileMS is the nearest-rank percentile p (0 < p ≤ 1) of ds in
-// milliseconds; NaN when ds is empty.
-func percentileMS(ds []time.Duration, p float64) float64 {
-	if len(ds) == 0 {
-		return math.NaN()
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := max(int(math.Ceil(p*float64(len(s))))-1, 0)
-	return float64(s[i]) / float64(time.Millisecond)
-}
-
-// processCPU is the CPU time the process has used, from /proc/self/stat
-// (utime and stime, in the kernel's fixed 100 ticks a second); ok is false
-// where there is no /proc.
-func processCPU() (cpu time.Duration, ok bool) {
-	data, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		return 0, false
-	}
-	_, rest, found := strings.Cut(string(data), ") ") // the command name may hold spaces
-	f := strings.Fields(rest)
-	if !found || len(f) < 13 {
-		return 0, false
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return time.Duration(utime+stime) * 10 * time.Millisecond, true
-}
-
-// machineCPU is the machine's CPU time in ticks from /proc/stat: all of it,
-// and what the hypervisor gave to other guests (steal); ok is false where
-// there is no /proc.
-func machineCPU() (steal, total int64, ok bool) {
-	data, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0, false
-	}
-	line, _, _ := strings.Cut(string(data), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0, 0, false
-	}
-	for i, v := range f[1:] {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return 0, 0, false
-		}
-		if i < 8 { // user … steal; guest time is counted in user already
-			total += n
-		}
-		if i == 7 {
-			steal = n
-		}
-	}
-	return steal, total, true
-}
-
-// machineLoad says how busy the machine was since steal0 and total0 (from
-// machineCPU): the load average, and the share of CPU time the hypervisor
-// took for other guests.
-func machineLoad(steal0, total0 int64) string {
-	load := "load average unknown"
-	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
-		f := strings.Fields(string(data))
-		load = "load average " + strings.Join(f[:min(3, len(f))], " ")
-	}
-	steal, total, ok := machineCPU()
-	if !ok || total <= total0 {
-		return load
-	}
-	return fmt.Sprintf("%s, %.0f %% of CPU time stolen by the hypervisor", load, 100*float64(steal-steal0)/float64(total-total0))
 }
