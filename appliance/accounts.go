@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/sealpost/sealpost/appliance/account"
 	"github.com/sealpost/sealpost/appliance/branding"
@@ -26,30 +25,9 @@ type notifier struct{ a *App }
 var _ account.Notifier = notifier{}
 
 func (n notifier) Notify(tx *store.Tx, no account.Notice) error {
-	a := n.a
-	s, err := settings.Load(tx)
-	if err != nil {
-		return err
-	}
-	if err := s.Mail.Ready(); err != nil {
-		return fault.E(fault.Unavailable, "Outbound mail is not set up yet, so this mail cannot be sent. An administrator sets it up under mail settings.", err)
-	}
-	r, err := a.renderer.Render(mailer.Notification{Kind: mailer.Kind(no.Kind), SenderName: no.SenderName,
-		Link: no.Link, Code: no.Code, ValidFor: no.ValidFor}, brand(s))
-	if err != nil {
-		return err
-	}
-	env := mailer.Envelope{ID: newNotificationID(), FromAddress: s.Mail.FromAddress, FromName: s.Mail.FromName,
-		To: no.To, Hostname: a.messageIDHost(s), Date: time.Now()}
-	msg, err := composeSigned(s, env, r, func() (mailer.DKIMKeys, error) { return storedDKIMKeys(tx) })
-	if err != nil {
-		return err
-	}
-	if err := a.queue.Add(tx, mailer.Kind(no.Kind), env, msg); err != nil {
-		return err
-	}
-	a.queue.Committed(0) // wake the workers; the queue length metric is recounted as they run
-	return nil
+	_, err := n.queueNotice(tx, mailer.Notification{Kind: mailer.Kind(no.Kind), SenderName: no.SenderName,
+		Link: no.Link, Code: no.Code, ValidFor: no.ValidFor}, no.To)
+	return err
 }
 
 // baseURL is where users reach the portal, for links in mail.

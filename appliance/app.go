@@ -30,6 +30,8 @@ import (
 	"github.com/sealpost/sealpost/appliance/config"
 	"github.com/sealpost/sealpost/appliance/ctl"
 	"github.com/sealpost/sealpost/appliance/keyring"
+	"github.com/sealpost/sealpost/appliance/message"
+	"github.com/sealpost/sealpost/appliance/prefs"
 	"github.com/sealpost/sealpost/appliance/settings"
 	"github.com/sealpost/sealpost/appliance/setup"
 	"github.com/sealpost/sealpost/appliance/store"
@@ -55,6 +57,9 @@ type App struct {
 	renderer *mailer.Renderer
 	queue    *mailer.Queue
 	accounts *account.Service
+	messages *message.Service
+	// now is the clock; time.Now unless a test build injects one.
+	now func() time.Time
 	// tlsSessions lets deliveries to the relay resume TLS sessions.
 	tlsSessions tls.ClientSessionCache
 	// mtaSTS caches the MTA-STS policies of recipient domains for direct
@@ -92,14 +97,18 @@ func OpenOffline(ctx context.Context, cfg config.Config, opts Options) (app *App
 	if err = a.store.Migrate(ctx, migrations); err != nil {
 		return nil, err
 	}
-	a.audit = audit.New(a.keys, time.Now)
+	a.now = clock()
+	a.audit = audit.New(a.keys, a.now)
 	if a.renderer, err = mailer.NewRenderer(); err != nil {
 		return nil, err
 	}
 	a.queue = mailer.NewQueue(a.store, a.currentSender, a.log.With().Str("component", "mailq").Logger())
 	a.accounts, err = account.New(ctx, account.Options{Store: a.store, Audit: a.audit, Notifier: notifier{a},
-		Logger: a.log.With().Str("component", "account").Logger(), BaseURL: a.baseURL})
+		Logger: a.log.With().Str("component", "account").Logger(), BaseURL: a.baseURL, Now: a.now})
 	if err != nil {
+		return nil, err
+	}
+	if err := a.openMessages(); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -149,7 +158,23 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (app *App, err e
 		HSTS:       a.certs.Trusted,
 		Registry:   a.registry,
 
-		Accounts:      a.accounts,
+		Accounts: a.accounts,
+		Messages: a.messages,
+		Prefs: func(uid string) (p prefs.Prefs, err error) {
+			err = a.store.View(func(tx *store.Tx) error { p, err = prefs.Load(tx, uid); return err })
+			return p, err
+		},
+		SavePrefs: func(ctx context.Context, uid string, change func(*prefs.Prefs)) error {
+			return a.store.Update(ctx, func(tx *store.Tx) error {
+				p, err := prefs.Load(tx, uid)
+				if err != nil {
+					return err
+				}
+				change(&p)
+				return prefs.Put(tx, uid, p)
+			})
+		},
+		Welcome:       a.welcome,
 		AdminNetworks: a.adminNetworks(),
 		ReadSettings:  func() (settings.Settings, error) { return settings.Read(a.store) },
 		SaveSettings: func(ctx context.Context, actor string, changes ...settings.Change) error {
@@ -283,6 +308,7 @@ func (a *App) Serve(ctx context.Context) error {
 	queueCtx, stopQueue := context.WithCancel(ctx)
 	var queueDone sync.WaitGroup
 	queueDone.Go(func() { a.queue.Run(queueCtx) })
+	queueDone.Go(func() { a.sweepMessages(queueCtx) })
 	defer func() { stopQueue(); queueDone.Wait() }()
 
 	errc := make(chan error, len(servers))

@@ -1102,8 +1102,6 @@ func matrixRows(t *testing.T, routes []authzRoute) []authzCase {
 	return rows
 }
 
-func withDone(path, message string) string { return path + "?done=" + url.QueryEscape(message) }
-
 const authzCSRFMessage = "This form has expired or did not come from this site."
 
 // specialRows are the scenarios beyond the plain matrix: objects that do

@@ -18,6 +18,7 @@ type registerPage struct {
 	Invitation account.Invitation
 	CodeStep   bool
 	CodeResent bool
+	Next       string // where to land after registering
 }
 
 // registerForm is where an invitation link lands: choose a password (and,
@@ -32,7 +33,8 @@ func (s *Server) registerForm(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p := registerPage{page: s.pageFor(c, ""), Form: newForm(c), Token: token, Invitation: inv, CodeStep: inv.CodeSent}
+	p := registerPage{page: s.pageFor(c, ""), Form: newForm(c), Token: token, Invitation: inv, CodeStep: inv.CodeSent,
+		Next: safeNext(c.QueryParam("next"))}
 	p.Values["name"] = inv.Name
 	return c.Render(http.StatusOK, "register/register", p)
 }
@@ -43,7 +45,7 @@ func (s *Server) register(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p := registerPage{page: s.pageFor(c, ""), Form: newForm(c, "name"), Token: token, Invitation: inv}
+	p := registerPage{page: s.pageFor(c, ""), Form: newForm(c, "name"), Token: token, Invitation: inv, Next: safeNext(c.FormValue("next"))}
 	ctx := c.Request().Context()
 	switch c.FormValue("step") {
 	case "code":
@@ -52,7 +54,7 @@ func (s *Server) register(c echo.Context) error {
 		if err != nil {
 			return c.Render(p.fail(err), "register/register", p)
 		}
-		return s.registered(c, res)
+		return s.registered(c, res, p.Next)
 	case "resend":
 		p.CodeStep = true
 		if err := s.opts.Accounts.ResendCode(ctx, token); err != nil {
@@ -70,15 +72,17 @@ func (s *Server) register(c echo.Context) error {
 		p.CodeStep = true
 		return c.Render(http.StatusOK, "register/register", p)
 	}
-	return s.registered(c, res.SignIn)
+	return s.registered(c, res.SignIn, p.Next)
 }
 
-func (s *Server) registered(c echo.Context, res account.SignInResult) error {
+// registered signs the new user in and takes them where the invitation
+// pointed (a secure message), or home.
+func (s *Server) registered(c echo.Context, res account.SignInResult, next string) error {
 	s.setSession(c, res.Token)
 	if res.Session.Stage == account.StageEnrol {
-		return c.Redirect(http.StatusSeeOther, "/signin/enrol")
+		return c.Redirect(http.StatusSeeOther, "/signin/enrol?next="+urlEscape(next))
 	}
-	return c.Redirect(http.StatusSeeOther, "/?done="+urlEscape("Welcome! Your account is ready."))
+	return c.Redirect(http.StatusSeeOther, withDone(next, "Welcome! Your account is ready."))
 }
 
 type selfRegisterPage struct {

@@ -13,7 +13,9 @@ import (
 
 	"github.com/sealpost/sealpost/appliance/account"
 	"github.com/sealpost/sealpost/appliance/fault"
+	"github.com/sealpost/sealpost/appliance/message"
 	"github.com/sealpost/sealpost/embed"
+	"github.com/sealpost/sealpost/internal/i18n"
 )
 
 // page carries what the layout shows on every page.
@@ -80,7 +82,16 @@ type renderer struct {
 }
 
 func newRenderer() (*renderer, error) {
-	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(embed.Templates, "templates/layout.html", "templates/partials/*.html")
+	cat, err := i18n.Load()
+	if err != nil {
+		return nil, err
+	}
+	fm := template.FuncMap{
+		// t is a user-facing string from the catalogue. Every user sees
+		// English for now; the catalogue is where other languages go.
+		"t": func(key string, args ...any) string { return cat.T(i18n.Fallback, key, args...) },
+	}
+	layout, err := template.New("layout.html").Funcs(funcs).Funcs(fm).ParseFS(embed.Templates, "templates/layout.html", "templates/partials/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("parse layout: %w", err)
 	}
@@ -129,7 +140,14 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprintf("%d B", n)
 	},
-	"list": func(s ...string) []string { return s },
+	"list":        func(s ...string) []string { return s },
+	"folderTitle": func() map[message.Folder]string { return folderLabels },
+	"lastDownload": func(d []message.Download) time.Time {
+		if len(d) == 0 {
+			return time.Time{}
+		}
+		return d[len(d)-1].At
+	},
 	"add1": func(i int) int { return i + 1 },
 	// field is one labelled input of a form page, for the wfield template.
 	"field": func(p any, name, label, typ, help string) fieldView {

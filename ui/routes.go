@@ -63,6 +63,25 @@ func (s *Server) routes() {
 	e.GET("/account", s.accountView, signedIn)
 	e.POST("/account", s.accountAction, signedIn)
 
+	// The webmail: every signed-in user's own messages.
+	if s.opts.Messages != nil {
+		e.GET("/preferences", s.preferencesForm, signedIn)
+		e.POST("/preferences", s.preferences, signedIn)
+		m := e.Group("/mail", signedIn)
+		m.GET("", s.mailHome)
+		m.GET("/compose", s.composeForm)
+		m.POST("/compose", s.compose)
+		m.POST("/autosave", s.autosave)
+		m.POST("/bulk", s.bulk)
+		m.GET("/events", s.events)
+		m.GET("/m/:id", s.readMessage)
+		m.POST("/m/:id", s.messageAction)
+		m.GET("/m/:id/body", s.messageBody)
+		m.GET("/m/:id/print", s.printMessage)
+		m.GET("/m/:id/a/:att", s.download)
+		m.GET("/:folder", s.folder)
+	}
+
 	// The audit trail: auditors and administrators, from the admin networks.
 	if s.opts.AuditPage != nil {
 		trail := e.Group("/audit", s.adminNetworks, signedIn, role(account.RoleAuditor, account.RoleAdmin))

@@ -21,6 +21,8 @@ import (
 	"github.com/sealpost/sealpost/appliance/account"
 	"github.com/sealpost/sealpost/appliance/audit"
 	"github.com/sealpost/sealpost/appliance/branding"
+	"github.com/sealpost/sealpost/appliance/message"
+	"github.com/sealpost/sealpost/appliance/prefs"
 	"github.com/sealpost/sealpost/appliance/settings"
 	"github.com/sealpost/sealpost/appliance/setup"
 )
@@ -72,6 +74,12 @@ type Options struct {
 	// refilled at one per FormEvery; zero means 10 and 6 seconds.
 	FormBurst int
 	FormEvery time.Duration
+	// Messages is the message domain; Prefs and SavePrefs read and change
+	// a user's preferences; Welcome is the administrator's welcome text.
+	Messages  *message.Service
+	Prefs     func(userID string) (prefs.Prefs, error)
+	SavePrefs func(ctx context.Context, userID string, change func(*prefs.Prefs)) error
+	Welcome   func() string
 	// BrandImage is the organization's banner or icon as PNG.
 	BrandImage func(kind branding.Kind) ([]byte, error)
 }

@@ -39,6 +39,9 @@ func (s *Server) home(c echo.Context) error {
 	case u.Has(account.RoleAuditor) && !u.Has(account.RoleProfessional):
 		return c.Redirect(http.StatusSeeOther, "/audit")
 	}
+	if s.opts.Messages != nil {
+		return c.Redirect(http.StatusSeeOther, withDone("/mail/inbox", c.QueryParam("done")))
+	}
 	return c.Render(http.StatusOK, "mail/home", struct{ page }{s.pageFor(c, "mail")})
 }
 

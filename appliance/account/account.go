@@ -297,3 +297,50 @@ func validFor(d time.Duration) string {
 		return plural(int(d/time.Minute), "minute")
 	}
 }
+
+// UserTx reads one user inside the caller's transaction (for domains that
+// act on users in their own transactions, such as messages).
+func UserTx(tx *store.Tx, id string) (User, error) { return getUser(tx, id) }
+
+// UserByAddressTx finds the user an address (master or alias) belongs to,
+// inside the caller's transaction.
+func UserByAddressTx(tx *store.Tx, addr string) (User, error) { return userByAddress(tx, addr) }
+
+// GroupTx reads one group inside the caller's transaction.
+func GroupTx(tx *store.Tx, id string) (Group, error) { return getGroup(tx, id) }
+
+// FilterFor is the registration filter that decides for addr, if any.
+func FilterFor(tx *store.Tx, addr string) (Filter, bool, error) {
+	fs, err := loadFilters(tx)
+	if err != nil {
+		return Filter{}, false, err
+	}
+	f, ok := matchFilter(fs, addr)
+	return f, ok, nil
+}
+
+// Usage is a change to a user's message counts and storage.
+type Usage struct {
+	Sent, Received, Bytes int64
+}
+
+// CountUsage adds u to a user's usage inside the caller's transaction; the
+// directory shows it once tx commits.
+func (s *Service) CountUsage(tx *store.Tx, userID string, u Usage) error {
+	usr, err := getUser(tx, userID)
+	if err != nil {
+		return err
+	}
+	usr.MessagesSent += u.Sent
+	usr.MessagesReceived += u.Received
+	usr.StorageBytes = max(0, usr.StorageBytes+u.Bytes)
+	if err := putUser(tx, usr); err != nil {
+		return err
+	}
+	tx.OnDone(func(committed bool) {
+		if committed {
+			s.dir.put(usr)
+		}
+	})
+	return nil
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -189,112 +190,132 @@ type Invite struct {
 	Role     Role   // RoleProfessional (administrators only) or RoleGuest
 	Group    string // empty: the filter's group, or the role's built-in group
 	Passcode string // level 3: the passcode the inviter passes on out of band
+	// RequirePasscode asks for level 3 whatever the settings say: a sender
+	// of a secure message chose a passcode for new recipients.
+	RequirePasscode bool
+	// Quiet sends no invitation mail: the caller sends its own notice
+	// (a secure message's) carrying InviteResult.Link.
+	Quiet bool
+	// Next is where the new user lands after registering (a path).
+	Next string
 }
 
 // InviteResult says what happened.
 type InviteResult struct {
 	User  User
 	Level int
+	Link  string // the registration link (only for Quiet invitations)
 }
 
 // Invite invites someone: the user is created as invited, the invitation
 // counts against the inviter's quota (administrators have none), and the
 // invitation mail is queued in the same transaction.
 func (s *Service) Invite(ctx context.Context, inviterID string, in Invite) (InviteResult, error) {
+	var res InviteResult
+	err := s.st.Update(ctx, func(tx *store.Tx) error {
+		var err error
+		res, err = s.InviteTx(ctx, tx, inviterID, in)
+		return err
+	})
+	return res, err
+}
+
+// InviteTx is Invite inside the caller's transaction; the directory learns
+// of the new user when tx commits.
+func (s *Service) InviteTx(ctx context.Context, tx *store.Tx, inviterID string, in Invite) (InviteResult, error) {
 	addr, err := NormalizeAddress(in.Email)
 	if err != nil {
 		return InviteResult{}, invalid([]FieldError{{"email", fault.Message(err)}})
 	}
-	var res InviteResult
-	var inviter User
-	err = s.st.Update(ctx, func(tx *store.Tx) error {
-		inviter, err = getUser(tx, inviterID)
-		if err != nil {
-			return err
-		}
-		set, err := settings.Load(tx)
-		if err != nil {
-			return err
-		}
-		isAdmin := inviter.Has(RoleAdmin)
-		switch {
-		case in.Role == RoleProfessional && !isAdmin:
-			return fault.E(fault.Permission, "Only administrators invite staff users.", nil)
-		case in.Role != RoleProfessional && in.Role != RoleGuest:
-			return invalid([]FieldError{{"role", "Invite a professional user or a guest."}})
-		case in.Role == RoleGuest && !isAdmin:
-			g, err := getGroup(tx, inviter.Group)
-			if err != nil {
-				return err
-			}
-			if !g.Features.InviteGuests || inviter.IsGuest() {
-				return fault.E(fault.Permission, "Your group may not invite guests.", nil)
-			}
-			used, err := s.invitesInPeriod(tx, inviter.ID, g.QuotaPeriodDays)
-			if err != nil {
-				return err
-			}
-			if used >= g.InviteQuota {
-				return fault.E(fault.TooLarge, fmt.Sprintf("You have used your %d invitations for this %d-day period.", g.InviteQuota, g.QuotaPeriodDays), nil)
-			}
-		}
-		if existing, err := userByAddress(tx, addr); err == nil {
-			if existing.Status == StatusInvited {
-				return fault.E(fault.Conflict, "This address is invited already; resend the invitation from the user's page.", nil)
-			}
-			return fault.E(fault.Conflict, "A user with this address exists already.", nil)
-		}
-		fs, err := loadFilters(tx)
-		if err != nil {
-			return err
-		}
-		adm := admit(set, fs, addr)
-		if f, found := matchFilter(fs, addr); found && !f.Allow || !found && set.Registration.Access == "controlled" && in.Role == RoleGuest {
-			return invalid([]FieldError{{"email", "The registration policy does not admit this address."}})
-		}
-		group := in.Group
-		if group == "" {
-			group = adm.group
-		}
-		if !isAdmin {
-			group = adm.group // only administrators choose a group
-		}
-		var errs []FieldError
-		var passHash string
-		if adm.level == 3 {
-			if n := len([]rune(in.Passcode)); n < 6 || n > 64 {
-				errs = append(errs, FieldError{"passcode", "Choose a passcode of 6 to 64 characters, and give it to the person by phone or in person."})
-			} else if passHash, err = keyring.HashPassword(ctx, normalizePasscode(in.Passcode)); err != nil {
-				return err
-			}
-		}
-		if err := invalid(errs); err != nil {
-			return err
-		}
-		u, err := s.createUser(ctx, tx, NewUser{Email: addr, Name: in.Name, Roles: []Role{in.Role}, Group: group}, StatusInvited)
-		if err != nil {
-			return err
-		}
-		u.InvitedBy = inviter.ID
-		if err := putUser(tx, u); err != nil {
-			return err
-		}
-		if err := tx.Put(fmt.Appendf(nil, "%s%s/%020d/%s", invitePrefix, inviter.ID, s.now().UnixNano(), u.ID), nil); err != nil {
-			return err
-		}
-		if err := s.sendInvitation(tx, set, u, inviter.DisplayName(), adm.level, passHash); err != nil {
-			return err
-		}
-		res = InviteResult{User: u, Level: adm.level}
-		return s.audit(tx, ActorOf(inviter.ID), "user.invite", "user/"+u.ID, map[string]string{
-			"role": string(in.Role), "group": u.Group, "level": strconv.Itoa(adm.level)})
-	})
+	inviter, err := getUser(tx, inviterID)
 	if err != nil {
-		return res, err
+		return InviteResult{}, err
 	}
-	s.dir.put(res.User)
-	s.dir.invited(inviter.ID)
-	return res, nil
+	set, err := settings.Load(tx)
+	if err != nil {
+		return InviteResult{}, err
+	}
+	isAdmin := inviter.Has(RoleAdmin)
+	switch {
+	case in.Role == RoleProfessional && !isAdmin:
+		return InviteResult{}, fault.E(fault.Permission, "Only administrators invite staff users.", nil)
+	case in.Role != RoleProfessional && in.Role != RoleGuest:
+		return InviteResult{}, invalid([]FieldError{{"role", "Invite a professional user or a guest."}})
+	case in.Role == RoleGuest && !isAdmin:
+		g, err := getGroup(tx, inviter.Group)
+		if err != nil {
+			return InviteResult{}, err
+		}
+		if !g.Features.InviteGuests || inviter.IsGuest() {
+			return InviteResult{}, fault.E(fault.Permission, "Your group may not invite guests.", nil)
+		}
+		used, err := s.invitesInPeriod(tx, inviter.ID, g.QuotaPeriodDays)
+		if err != nil {
+			return InviteResult{}, err
+		}
+		if used >= g.InviteQuota {
+			return InviteResult{}, fault.E(fault.TooLarge, fmt.Sprintf("You have used your %d invitations for this %d-day period.", g.InviteQuota, g.QuotaPeriodDays), nil)
+		}
+	}
+	if existing, err := userByAddress(tx, addr); err == nil {
+		if existing.Status == StatusInvited {
+			return InviteResult{}, fault.E(fault.Conflict, "This address is invited already; resend the invitation from the user's page.", nil)
+		}
+		return InviteResult{}, fault.E(fault.Conflict, "A user with this address exists already.", nil)
+	}
+	fs, err := loadFilters(tx)
+	if err != nil {
+		return InviteResult{}, err
+	}
+	adm := admit(set, fs, addr)
+	if f, found := matchFilter(fs, addr); found && !f.Allow || !found && set.Registration.Access == "controlled" && in.Role == RoleGuest {
+		return InviteResult{}, invalid([]FieldError{{"email", "The registration policy does not admit " + addr + "."}})
+	}
+	if in.RequirePasscode {
+		adm.level = 3
+	}
+	group := in.Group
+	if group == "" {
+		group = adm.group
+	}
+	if !isAdmin {
+		group = adm.group // only administrators choose a group
+	}
+	var passHash string
+	if adm.level == 3 {
+		if n := len([]rune(in.Passcode)); n < 6 || n > 64 {
+			return InviteResult{}, invalid([]FieldError{{"passcode", "Choose a passcode of 6 to 64 characters, and give it to the person by phone or in person."}})
+		} else if passHash, err = keyring.HashPassword(ctx, normalizePasscode(in.Passcode)); err != nil {
+			return InviteResult{}, err
+		}
+	}
+	u, err := s.createUser(ctx, tx, NewUser{Email: addr, Name: in.Name, Roles: []Role{in.Role}, Group: group}, StatusInvited)
+	if err != nil {
+		return InviteResult{}, err
+	}
+	u.InvitedBy = inviter.ID
+	if err := putUser(tx, u); err != nil {
+		return InviteResult{}, err
+	}
+	if err := tx.Put(fmt.Appendf(nil, "%s%s/%020d/%s", invitePrefix, inviter.ID, s.now().UnixNano(), u.ID), nil); err != nil {
+		return InviteResult{}, err
+	}
+	link, err := s.sendInvitation(tx, set, u, inviter.DisplayName(), adm.level, passHash, in.Next, in.Quiet)
+	if err != nil {
+		return InviteResult{}, err
+	}
+	res := InviteResult{User: u, Level: adm.level}
+	if in.Quiet {
+		res.Link = link
+	}
+	tx.OnDone(func(committed bool) {
+		if committed {
+			s.dir.put(u)
+			s.dir.invited(inviter.ID)
+		}
+	})
+	return res, s.audit(tx, ActorOf(inviter.ID), "user.invite", "user/"+u.ID, map[string]string{
+		"role": string(in.Role), "group": u.Group, "level": strconv.Itoa(adm.level)})
 }
 
 func normalizePasscode(p string) string { return strings.TrimSpace(p) }
@@ -310,15 +331,24 @@ func (s *Service) invitesInPeriod(tx *store.Tx, uid string, days int) (int, erro
 	return n, err
 }
 
-func (s *Service) sendInvitation(tx *store.Tx, set settings.Settings, u User, inviterName string, level int, passHash string) error {
+// sendInvitation issues an invitation link and mails it, unless quiet;
+// next is where the user lands after registering.
+func (s *Service) sendInvitation(tx *store.Tx, set settings.Settings, u User, inviterName string, level int, passHash, next string, quiet bool) (string, error) {
 	life := time.Duration(set.Security.InvitationDays) * 24 * time.Hour
 	secret, err := issueToken(tx, Token{Purpose: purposeInvite, UserID: u.ID, Created: s.now().UTC(),
 		Expires: s.now().Add(life).UTC(), Level: level, PasscodeHash: passHash, InviterName: inviterName})
 	if err != nil {
-		return err
+		return "", err
 	}
-	return s.notify(tx, Notice{Kind: "invitation", To: u.Email, ToName: u.Name, SenderName: inviterName,
-		Link: s.baseURL() + "/register?token=" + secret, ValidFor: validFor(life)})
+	link := s.baseURL() + "/register?token=" + secret
+	if next != "" {
+		link += "&next=" + url.QueryEscape(next)
+	}
+	if quiet {
+		return link, nil
+	}
+	return link, s.notify(tx, Notice{Kind: "invitation", To: u.Email, ToName: u.Name, SenderName: inviterName,
+		Link: link, ValidFor: validFor(life)})
 }
 
 func (s *Service) notify(tx *store.Tx, n Notice) error {
@@ -347,37 +377,61 @@ func (s *Service) ResendInvitation(ctx context.Context, actorID, userID string) 
 		if !actor.Has(RoleAdmin) && u.InvitedBy != actorID {
 			return fault.E(fault.NotFound, "no such user", nil)
 		}
-		set, err := settings.Load(tx)
-		if err != nil {
-			return err
-		}
-		level, passHash := 0, ""
-		if old, err := tx.Get(userTokenKey(u.ID, purposeInvite, "")); err == nil {
-			if t, err := store.GetJSON[Token](tx, tokenKey(purposeInvite, string(old))); err == nil {
-				level, passHash = t.Level, t.PasscodeHash
-			}
-		}
-		if level == 0 {
-			fs, err := loadFilters(tx)
-			if err != nil {
-				return err
-			}
-			level = admit(set, fs, u.Email).level
-			if level == 3 {
-				level = 2 // the passcode is gone with the old invitation
-			}
-		}
-		inviterName := actor.DisplayName()
-		if u.InvitedBy != "" && u.InvitedBy != actorID {
-			if inv, err := getUser(tx, u.InvitedBy); err == nil {
-				inviterName = inv.DisplayName()
-			}
-		}
-		if err := s.sendInvitation(tx, set, u, inviterName, level, passHash); err != nil {
+		if _, err := s.reissueInvitation(tx, u, actor, "", false); err != nil {
 			return err
 		}
 		return s.audit(tx, ActorOf(actorID), "user.invite_resend", "user/"+u.ID, nil)
 	})
+}
+
+// InvitationLinkTx issues a new registration link for a user who has not
+// registered yet, without mailing it (the old link stops working): a
+// secure message to them carries it, and next is the message.
+func (s *Service) InvitationLinkTx(tx *store.Tx, userID, senderID, next string) (string, error) {
+	u, err := getUser(tx, userID)
+	if err != nil {
+		return "", err
+	}
+	if u.Status != StatusInvited {
+		return "", fault.E(fault.Conflict, "This user has registered already.", nil)
+	}
+	sender, err := getUser(tx, senderID)
+	if err != nil {
+		return "", err
+	}
+	return s.reissueInvitation(tx, u, sender, next, true)
+}
+
+// reissueInvitation replaces a user's invitation link, keeping its level
+// and passcode.
+func (s *Service) reissueInvitation(tx *store.Tx, u, actor User, next string, quiet bool) (string, error) {
+	set, err := settings.Load(tx)
+	if err != nil {
+		return "", err
+	}
+	level, passHash := 0, ""
+	if old, err := tx.Get(userTokenKey(u.ID, purposeInvite, "")); err == nil {
+		if t, err := store.GetJSON[Token](tx, tokenKey(purposeInvite, string(old))); err == nil {
+			level, passHash = t.Level, t.PasscodeHash
+		}
+	}
+	if level == 0 {
+		fs, err := loadFilters(tx)
+		if err != nil {
+			return "", err
+		}
+		level = admit(set, fs, u.Email).level
+		if level == 3 {
+			level = 2 // the passcode is gone with the old invitation
+		}
+	}
+	inviterName := actor.DisplayName()
+	if u.InvitedBy != "" && u.InvitedBy != actor.ID {
+		if inv, err := getUser(tx, u.InvitedBy); err == nil {
+			inviterName = inv.DisplayName()
+		}
+	}
+	return s.sendInvitation(tx, set, u, inviterName, level, passHash, next, quiet)
 }
 
 // Invitation is what the registration page shows of a pending invitation.
@@ -677,7 +731,7 @@ func (s *Service) SelfRegister(ctx context.Context, email, ip string) error {
 		if err != nil {
 			return err
 		}
-		if err := s.sendInvitation(tx, set, u, "", level, ""); err != nil {
+		if _, err := s.sendInvitation(tx, set, u, "", level, "", "", false); err != nil {
 			return err
 		}
 		return s.audit(tx, "anonymous", "registration.self", "user/"+u.ID, map[string]string{"remote_ip": ip})

@@ -30,6 +30,19 @@ type Settings struct {
 	Security      Security      `key:"security"`
 	Registration  Registration  `key:"registration"`
 	Inbound       Inbound       `key:"inbound"`
+	Messages      Messages      `key:"messages"`
+}
+
+// Messages are the bounds within which senders choose a secure message's
+// options, and how long deleted messages stay in the trash.
+type Messages struct {
+	ExpiryDefaultDays int  `key:"expiry_default_days" doc:"Days after which a new secure message expires unless the sender chooses otherwise; 0: never."`
+	ExpiryMaxDays     int  `key:"expiry_max_days" doc:"Longest expiry a sender may choose, in days; 0: no limit (messages may never expire)."`
+	TrashDays         int  `key:"trash_days" doc:"Days a message stays in the trash before it is removed for good."`
+	Restrictions      bool `key:"restrictions" doc:"Senders may restrict what recipients do (no reply, no forward, no print or download)."`
+	ReadNotification  bool `key:"read_notification" doc:"New messages ask for a notice on each recipient's first opening, unless the sender turns it off."`
+	MaxRecipients     int  `key:"max_recipients" doc:"Most recipients (to, cc and bcc) of one secure message."`
+	MaxBodyKB         int  `key:"max_body_kb" doc:"Largest message text, in KiB."`
 }
 
 // Inbound is how the organization's mail servers reach the gateway, and
@@ -108,6 +121,8 @@ func Defaults() Settings {
 			InvitationDays: 14, PasswordMinLength: 12, SignInAttempts: 5, LockoutMinutes: 15, AdminRequiresTOTP: true},
 		Registration: Registration{Access: "open", InvitationOnly: true, Level: 2},
 		Inbound:      Inbound{SubjectTag: "[secure]", SecureHeader: "X-Sealpost-Secure"},
+		Messages: Messages{TrashDays: 30, Restrictions: true, ReadNotification: true,
+			MaxRecipients: 500, MaxBodyKB: 2048},
 	}
 }
 

@@ -132,6 +132,15 @@ func (s *Settings) Validate() []error {
 	if h := s.Inbound.SecureHeader; h != "" && !headerName.MatchString(h) {
 		bad("inbound.secure_header", "%q is not a header name (letters, digits and hyphens)", h)
 	}
+	msg := s.Messages
+	between("messages.expiry_default_days", msg.ExpiryDefaultDays, 0, 3650)
+	between("messages.expiry_max_days", msg.ExpiryMaxDays, 0, 3650)
+	if msg.ExpiryMaxDays > 0 && (msg.ExpiryDefaultDays == 0 || msg.ExpiryDefaultDays > msg.ExpiryMaxDays) {
+		bad("messages.expiry_default_days", "must be from 1 to messages.expiry_max_days (%d) when a longest expiry is set", msg.ExpiryMaxDays)
+	}
+	between("messages.trash_days", msg.TrashDays, 1, 365)
+	between("messages.max_recipients", msg.MaxRecipients, 100, 5000)
+	between("messages.max_body_kb", msg.MaxBodyKB, 64, 20480)
 	for _, d := range r.CRAExcludedDomains {
 		if !isHostname(d) {
 			bad("registration.cra_excluded_domains", "%q is not a domain", d)

@@ -336,3 +336,45 @@ func (badgerLogger) log(e *zerolog.Event, f string, a []any) {
 	}
 	e.Msg(strings.TrimSpace(fmt.Sprintf(f, a...)))
 }
+
+// Compact rewrites the whole tree so that deleted and overwritten records
+// are dropped from disk, then collects value-log garbage. Run it after
+// destroying keys (crypto-shredding) when the old records must be gone from
+// the files too, not only unreachable.
+func (s *Store) Compact() error {
+	if err := s.db.Flatten(2); err != nil {
+		return fmt.Errorf("compact: %w", err)
+	}
+	if _, err := s.gc(); err != nil {
+		return fmt.Errorf("compact: %w", err)
+	}
+	return nil
+}
+
+// Versions calls fn for every version of every record under prefix that
+// is still on disk, deleted or overwritten ones included, with its value
+// as stored (sealed; nil for a deletion). It is for tests and forensics:
+// it shows what a stolen disk would still hold.
+func (s *Store) Versions(prefix []byte, fn func(key, sealed []byte) error) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.AllVersions = true
+		opts.Prefix = prefix
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			var v []byte
+			if !item.IsDeletedOrExpired() {
+				var err error
+				if v, err = item.ValueCopy(nil); err != nil {
+					return err
+				}
+			}
+			if err := fn(item.KeyCopy(nil), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -153,6 +153,47 @@ func (tx *Tx) ScanFrom(prefix, start []byte, fn func(key, value []byte) error) e
 	return nil
 }
 
+// ScanBefore is Scan in reverse key order, starting at the last key before
+// before (exclusive); an empty before starts at the prefix's last key. It
+// pages backwards through an index.
+func (tx *Tx) ScanBefore(prefix, before []byte, fn func(key, value []byte) error) error {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = prefix
+	opts.Reverse = true
+	it := tx.txn.NewIterator(opts)
+	defer it.Close()
+	seek := before
+	if len(seek) == 0 {
+		// The largest key with the prefix sorts before prefix+0xff….
+		seek = append(bytes.Clone(prefix), 0xff, 0xff, 0xff, 0xff)
+	}
+	for it.Seek(seek); it.ValidForPrefix(prefix); it.Next() {
+		item := it.Item()
+		key := item.KeyCopy(nil)
+		if len(before) > 0 && bytes.Equal(key, before) {
+			continue
+		}
+		if bytes.HasPrefix(key, sysPrefix) && !bytes.HasPrefix(prefix, sysPrefix) {
+			continue
+		}
+		sealed, err := item.ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("scan: %w", err)
+		}
+		value, err := tx.open(key, sealed)
+		if err != nil {
+			return err
+		}
+		if err := fn(key, value); err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
 // ErrStop ends a Scan early without an error.
 var ErrStop = errors.New("store: stop scan")
 
