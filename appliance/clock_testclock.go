@@ -9,12 +9,12 @@ import (
 )
 
 // clock, in test builds only, adds the duration written in the file named
-// by SEALPOST_TEST_CLOCK_FILE (for example "72h") to the system's clock,
+// by SEALPOSTTEST_CLOCK_FILE (for example "72h") to the system's clock,
 // reread on every call, so that a browser test on the real binary can move
 // time forward past an expiry without sleeping. Release builds have no
 // such hook.
 func clock() func() time.Time {
-	file := os.Getenv("SEALPOST_TEST_CLOCK_FILE")
+	file := os.Getenv("SEALPOSTTEST_CLOCK_FILE")
 	if file == "" {
 		return time.Now
 	}

@@ -79,12 +79,19 @@ type appliance struct {
 
 func newAppliance(t *testing.T) appliance {
 	t.Helper()
+	return newApplianceWith(t, binary)
+}
+
+// newApplianceWith is newAppliance on another build of sealpost, with
+// extra environment.
+func newApplianceWith(t *testing.T, bin string, env ...string) appliance {
+	t.Helper()
 	relay := smtptest.Start(t, smtptest.Options{})
 	l := newLayout(t)
 	if _, errOut, code := runCLI(t, l.env(), "setup", "--config", "/dev/null", "--answers", writeAnswers(t, relay)); code != 0 {
 		t.Fatalf("setup: %s", errOut)
 	}
-	in := start(t, l)
+	in := startBinary(t, bin, l, env...)
 	return appliance{l: l, relay: relay, base: "https://" + in.https}
 }
 
@@ -170,7 +177,12 @@ const (
 // browser of their own and is left signed in on the start page.
 func professional(t *testing.T, f *flow) (appliance, context.Context, string) {
 	t.Helper()
-	a := newAppliance(t)
+	return professionalIn(t, f, newAppliance(t))
+}
+
+// professionalIn is professional on a given appliance.
+func professionalIn(t *testing.T, f *flow, a appliance) (appliance, context.Context, string) {
+	t.Helper()
 	a.setLevel(t, "1")
 	admin := browser(t)
 	a.signInAdmin(t, f, admin)

@@ -100,8 +100,14 @@ var setupLine = regexp.MustCompile(`^setup: (https://[^/]+/setup\?token=([A-Z2-7
 // listens (and the setup line, while setup is pending).
 func start(t *testing.T, l layout, extraEnv ...string) *instance {
 	t.Helper()
+	return startBinary(t, binary, l, extraEnv...)
+}
+
+// startBinary is start with another build of sealpost (a test build).
+func startBinary(t *testing.T, bin string, l layout, extraEnv ...string) *instance {
+	t.Helper()
 	in := &instance{t: t, dataDir: l.dataDir, keyFile: l.keyFile, exited: make(chan struct{})}
-	in.cmd = exec.Command(binary, "serve", "--config", "/dev/null")
+	in.cmd = exec.Command(bin, "serve", "--config", "/dev/null")
 	in.cmd.Env = l.env(extraEnv...)
 	stdout, err := in.cmd.StdoutPipe()
 	if err != nil {

@@ -428,6 +428,11 @@ func (s *Server) compose(c echo.Context) error {
 		if d.ID != "" {
 			if saved, err := s.opts.Messages.Draft(u.ID, d.ID); err == nil {
 				p.Draft.Attachments, p.Draft.Parent, p.Draft.ParentKind = saved.Attachments, saved.Parent, saved.ParentKind
+				p.Draft.Saved = saved.Saved
+			}
+			// The draft may be new: show it in the folder counts.
+			if fresh, err := s.mailData(c, message.Drafts); err == nil {
+				p.Folders = fresh.Folders
 			}
 		}
 		p.Form.Values = fields
@@ -466,7 +471,14 @@ func (s *Server) compose(c echo.Context) error {
 			return show(p.Form.fail(err))
 		}
 		d.ID = id
-		p.Flash = "Draft saved."
+		switch {
+		case action == "attach":
+			p.Flash = "The files are attached, encrypted."
+		case action == "save":
+			p.Flash = "Draft saved."
+		default:
+			p.Flash = "The file was removed."
+		}
 		return show(http.StatusOK)
 	case action == "send":
 		d.InviteConfirmed = fields["invite_confirmed"] == "yes"

@@ -1,0 +1,381 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/sealpost/sealpost/mailer/smtptest"
+)
+
+const (
+	guestEmail    = "gina@outside.example.test"
+	guestPassword = "lantern orchard pebble drift"
+	secretSubject = "Lab results for March"
+	secretText    = "Your potassium level is 4.1 mmol/L"
+	fileText      = "attachment marker: the scan report, page one\n"
+)
+
+var messageLinkPattern = regexp.MustCompile(`https://[^\s"<>]+/(?:mail/m/m[a-z2-7]{20}|register\?token=[A-Z2-7]+&next=%2Fmail%2Fm%2Fm[a-z2-7]{20})`)
+
+// noticeTo waits for the n-th message overall and returns the newest
+// message to addr whose text contains want.
+func noticeTo(t *testing.T, relay *smtptest.Server, addr, want string, n int) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		msgs := relay.Wait(n, time.Until(deadline))
+		for i := len(msgs) - 1; i >= 0; i-- {
+			if msgs[i].To[0] == addr {
+				if text := decodeQP(msgs[i].Data); strings.Contains(text, want) {
+					return text
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no mail to %s saying %q among %d messages", addr, want, len(msgs))
+		}
+		n = len(msgs) + 1
+	}
+}
+
+// frameText is the text of the message body the reading page frames: the
+// frame is sandboxed (another origin to the page), so the test opens its
+// address in the same browser.
+func frameText(t *testing.T, f *flow, ctx context.Context) string {
+	t.Helper()
+	src, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("body").src`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`fetch(`+quoteJS(src)+`).then(r => r.text())`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return text
+}
+
+func quoteJS(s string) string { return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'" }
+
+// fetchStatus is the status of a GET from the page's origin.
+func fetchStatus(t *testing.T, ctx context.Context, url string) int {
+	t.Helper()
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`fetch(`+quoteJS(url)+`).then(r => r.status)`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestBrowserMessages is the heart of the product in a real browser on the
+// real binary: Pat writes to an outside address with a file; the guest's
+// notification carries no content; the guest registers from it, lands on
+// the message, reads it, downloads the file and replies; Pat sees the
+// reply arrive without a reload and the delivery slip tell the truth; a
+// guest cannot write to a stranger; Pat recalls the message and the guest
+// keeps only the subject and the reason.
+func TestBrowserMessages(t *testing.T) {
+	t.Parallel()
+	f := newFlow(t, 100)
+	a, pat, base := professional(t, f)
+	sent := len(a.relay.Messages())
+
+	file := filepath.Join(t.TempDir(), "scan-report.txt")
+	if err := os.WriteFile(file, []byte(fileText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.do(pat, "Pat opens the inbox",
+		chromedp.Navigate(base+"/mail/inbox"),
+		chromedp.WaitVisible(chromedp.CSS(".empty")),
+	)
+	f.shot(pat, "pat-empty-inbox")
+	f.do(pat, "Pat writes a message",
+		chromedp.Click(chromedp.ID("compose")),
+		chromedp.WaitVisible(chromedp.ID("editarea")),
+		chromedp.SendKeys(chromedp.ID("to"), guestEmail),
+		chromedp.SendKeys(chromedp.ID("subject"), secretSubject),
+		chromedp.Click(chromedp.ID("editarea")),
+		chromedp.SendKeys(chromedp.ID("editarea"), secretText),
+	)
+	f.do(pat, "Pat attaches a file",
+		chromedp.SetUploadFiles(chromedp.ID("files"), []string{file}),
+		chromedp.WaitVisible(chromedp.ID("filelist")),
+	)
+	if files := pageText(t, pat, "#filelist"); !strings.Contains(files, "scan-report.txt") {
+		t.Fatalf("after attaching, the file list says %q", files)
+	}
+	f.shot(pat, "pat-compose")
+	f.do(pat, "Pat sends",
+		chromedp.Click(chromedp.ID("send")),
+		chromedp.WaitVisible(chromedp.ID("inviteconfirm")),
+	)
+	if txt := pageText(t, pat, "#inviteconfirm"); !strings.Contains(txt, guestEmail) || !strings.Contains(txt, "not registered") {
+		t.Errorf("the invitation question says %q", txt)
+	}
+	f.shot(pat, "pat-confirm-invite")
+	f.do(pat, "Pat confirms the invitation",
+		chromedp.Click(chromedp.ID("confirmsend")),
+		chromedp.WaitVisible(chromedp.ID("slip")),
+	)
+	if flash := pageText(t, pat, ".flash"); !strings.Contains(flash, "was sent") {
+		t.Errorf("after sending the flash says %q", flash)
+	}
+	msgPath := path(t, pat)
+	msgPath = msgPath[:strings.IndexByte(msgPath+"?", '?')]
+	f.shot(pat, "pat-sent-slip")
+
+	// The notification: a link, no subject, no text, no file.
+	notice := noticeTo(t, a.relay, guestEmail, "secure message", sent+1)
+	for _, secret := range []string{secretSubject, secretText, "scan-report", "attachment marker"} {
+		if strings.Contains(notice, secret) {
+			t.Errorf("the notification contains %q:\n%s", secret, notice)
+		}
+	}
+	link := messageLinkPattern.FindString(notice)
+	if !strings.Contains(link, "/register?token=") {
+		t.Fatalf("the notification to a new recipient has no registration link:\n%s", notice)
+	}
+
+	guest := browser(t)
+	f.do(guest, "the guest opens the notification's link",
+		chromedp.Navigate(link),
+		chromedp.WaitVisible(chromedp.ID("register")),
+	)
+	f.shot(guest, "guest-register")
+	f.do(guest, "the guest registers",
+		chromedp.SetValue(chromedp.ID("name"), "Gina Guest"),
+		chromedp.SetValue(chromedp.ID("password"), guestPassword),
+		chromedp.SetValue(chromedp.ID("confirm"), guestPassword),
+		chromedp.Click(chromedp.ID("register")),
+		chromedp.WaitVisible(chromedp.ID("message")),
+	)
+	if got := path(t, guest); !strings.HasPrefix(got, msgPath) {
+		t.Errorf("after registering the guest is on %s, not the message %s", got, msgPath)
+	}
+	if subj := pageText(t, guest, "#subject"); subj != secretSubject {
+		t.Errorf("the guest sees the subject %q", subj)
+	}
+	if body := frameText(t, f, guest); !strings.Contains(body, secretText) {
+		t.Errorf("the message body is %q", body)
+	}
+	f.shot(guest, "guest-reads")
+	dl, err := chromedp.Run(guest, chromedp.Evaluate[string](`fetch(document.querySelector("#attachments a").href).then(r => r.text())`, chromedp.EvalAwaitPromise))
+	if err != nil || dl != fileText {
+		t.Errorf("the guest downloads %q, %v", dl, err)
+	}
+
+	// A guest writes only to staff they exchanged messages with.
+	f.do(guest, "the guest tries to write to a stranger",
+		chromedp.Navigate(base+"/mail/compose"),
+		chromedp.WaitVisible(chromedp.ID("editarea")),
+		chromedp.SendKeys(chromedp.ID("to"), "stranger@elsewhere.example.test"),
+		chromedp.SendKeys(chromedp.ID("subject"), "Hello"),
+		chromedp.Click(chromedp.ID("send")),
+		chromedp.WaitVisible(chromedp.CSS(".field.invalid #to")),
+	)
+	if msg := fieldError(t, guest, "to"); !strings.Contains(msg, "exchanged messages") {
+		t.Errorf("the guest's refusal says %q", msg)
+	}
+	f.shot(guest, "guest-refused-stranger")
+	f.do(guest, "the guest discards the draft",
+		chromedp.Click(chromedp.ID("discard")),
+		chromedp.WaitVisible(chromedp.CSS(".mailnav")),
+	)
+
+	// Pat waits on the inbox; the reply appears without a reload.
+	f.do(pat, "Pat goes to the inbox",
+		chromedp.Navigate(base+"/mail/inbox"),
+		chromedp.WaitVisible(chromedp.CSS(".empty")),
+	)
+	f.do(guest, "the guest replies",
+		chromedp.Navigate(base+msgPath),
+		chromedp.WaitVisible(chromedp.ID("reply")),
+		chromedp.Click(chromedp.ID("reply")),
+		chromedp.WaitVisible(chromedp.ID("editarea")),
+	)
+	if to, _ := chromedp.Run(guest, chromedp.Value(chromedp.ID("to"))); to != patEmail {
+		t.Errorf("the reply goes to %q", to)
+	}
+	f.do(guest, "the guest writes the reply",
+		chromedp.Click(chromedp.ID("editarea")),
+		chromedp.SendKeys(chromedp.ID("editarea"), "Thank you, received."),
+	)
+	f.shot(guest, "guest-reply")
+	f.do(guest, "the guest sends the reply",
+		chromedp.Click(chromedp.ID("send")),
+		chromedp.WaitVisible(chromedp.CSS(".flash")),
+	)
+	f.do(pat, "the reply shows up in Pat's inbox without a reload",
+		chromedp.WaitVisible(chromedp.ID("newmail")),
+		chromedp.WaitVisible(chromedp.CSS(`[data-count="inbox"]`)),
+	)
+	if n := pageText(t, pat, `[data-count="inbox"]`); n != "1" {
+		t.Errorf("the inbox count says %q", n)
+	}
+	f.shot(pat, "pat-new-mail-live")
+	f.do(pat, "Pat opens the inbox",
+		chromedp.Click(chromedp.CSS("#newmail a")),
+		chromedp.WaitVisible(chromedp.ID("messages")),
+	)
+	if row := pageText(t, pat, "#messages li"); !strings.Contains(row, "Re: "+secretSubject) || !strings.Contains(row, "Gina Guest") {
+		t.Errorf("the inbox row says %q", row)
+	}
+	f.shot(pat, "pat-inbox")
+
+	// The delivery slip: notified, delivered, opened, downloaded.
+	f.do(pat, "Pat looks at the delivery slip",
+		chromedp.Navigate(base+msgPath),
+		chromedp.WaitVisible(chromedp.ID("slip")),
+	)
+	slip := pageText(t, pat, "#slip tbody tr")
+	for _, want := range []string{guestEmail, "Notification delivered"} {
+		if !strings.Contains(slip, want) {
+			t.Errorf("the slip says %q, without %q", slip, want)
+		}
+	}
+	if opens := pageText(t, pat, "#slip .opens"); opens == "0" || opens == "" {
+		t.Errorf("the slip counts %q opens", opens)
+	}
+	if first := pageText(t, pat, "#slip .firstopen"); strings.Contains(first, "Not yet") {
+		t.Errorf("the slip says first opened %q", first)
+	}
+	if d := pageText(t, pat, "#slip .downloads"); !strings.HasPrefix(d, "1 ·") {
+		t.Errorf("the slip says downloads %q", d)
+	}
+	f.shot(pat, "pat-slip-opened")
+
+	// Recall: the guest keeps the subject and the reason, nothing else.
+	f.do(pat, "Pat recalls the message",
+		chromedp.Click(chromedp.CSS("#recall summary")),
+		chromedp.WaitVisible(chromedp.ID("reason")),
+		chromedp.SendKeys(chromedp.ID("reason"), "Sent to the wrong patient"),
+	)
+	f.shot(pat, "pat-recall")
+	f.do(pat, "Pat confirms the recall",
+		chromedp.Click(chromedp.ID("dorecall")),
+		chromedp.WaitVisible(chromedp.ID("gone")),
+	)
+	f.do(guest, "the guest opens the recalled message",
+		chromedp.Navigate(base+msgPath),
+		chromedp.WaitVisible(chromedp.ID("gone")),
+	)
+	gone := pageText(t, guest, "#gone")
+	if !strings.Contains(gone, "Recalled by the sender") || !strings.Contains(gone, "Sent to the wrong patient") {
+		t.Errorf("the recalled message says %q", gone)
+	}
+	if subj := pageText(t, guest, "#subject"); subj != secretSubject {
+		t.Errorf("the recalled message shows the subject %q", subj)
+	}
+	if s := fetchStatus(t, guest, base+msgPath+"/body"); s != 404 {
+		t.Errorf("the recalled body answers %d", s)
+	}
+	f.shot(guest, "guest-recalled")
+	recallNotice := noticeTo(t, a.relay, guestEmail, "recalled", 1)
+	if strings.Contains(recallNotice, secretSubject) || strings.Contains(recallNotice, "wrong patient") {
+		t.Errorf("the recall notice carries content:\n%s", recallNotice)
+	}
+}
+
+var (
+	clockBinaryOnce sync.Once
+	clockBinary     string
+	clockBinaryErr  error
+)
+
+// testClockBinary is sealpost built with the sealpost_testclock tag: its
+// clock runs ahead by the duration in the file SEALPOSTTEST_CLOCK_FILE
+// names. Release builds have no such hook.
+func testClockBinary(t *testing.T) string {
+	t.Helper()
+	clockBinaryOnce.Do(func() {
+		clockBinary = filepath.Join(filepath.Dir(binary), "sealpost-testclock")
+		build := exec.Command("go", "build", "-tags", "sealpost_testclock", "-ldflags", "-X main.version=e2e-test", "-o", clockBinary, "..")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			clockBinaryErr = fmt.Errorf("build the test-clock binary: %v\n%s", err, out)
+		}
+	})
+	if clockBinaryErr != nil {
+		t.Fatal(clockBinaryErr)
+	}
+	return clockBinary
+}
+
+// TestBrowserMessageExpiry moves the appliance's clock (a test build)
+// past a message's expiry date: the recipient, signing in again, finds
+// only the subject and the expiry notice, and no text or file.
+func TestBrowserMessageExpiry(t *testing.T) {
+	t.Parallel()
+	f := newFlow(t, 140)
+	clockFile := filepath.Join(t.TempDir(), "clock")
+	if err := os.WriteFile(clockFile, []byte("0s"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, pat, base := professionalIn(t, f, newApplianceWith(t, testClockBinary(t), "SEALPOSTTEST_CLOCK_FILE="+clockFile))
+	sent := len(a.relay.Messages())
+	tomorrow := time.Now().UTC().AddDate(0, 0, 1).Format("2006-01-02")
+	f.do(pat, "Pat writes a message that expires tomorrow",
+		chromedp.Navigate(base+"/mail/compose"),
+		chromedp.WaitVisible(chromedp.ID("editarea")),
+		chromedp.SendKeys(chromedp.ID("to"), guestEmail),
+		chromedp.SendKeys(chromedp.ID("subject"), secretSubject),
+		chromedp.Click(chromedp.ID("editarea")),
+		chromedp.SendKeys(chromedp.ID("editarea"), secretText),
+		chromedp.Click(chromedp.CSS("details.options summary")),
+		chromedp.SetValue(chromedp.ID("expires"), tomorrow),
+		chromedp.Click(chromedp.ID("send")),
+		chromedp.WaitVisible(chromedp.ID("confirmsend")),
+		chromedp.Click(chromedp.ID("confirmsend")),
+		chromedp.WaitVisible(chromedp.ID("slip")),
+	)
+	msgPath := path(t, pat)
+	msgPath = msgPath[:strings.IndexByte(msgPath+"?", '?')]
+	link := messageLinkPattern.FindString(noticeTo(t, a.relay, guestEmail, "secure message", sent+1))
+	guest := browser(t)
+	f.do(guest, "the guest registers and reads",
+		chromedp.Navigate(link),
+		chromedp.WaitVisible(chromedp.ID("register")),
+		chromedp.SetValue(chromedp.ID("name"), "Gina Guest"),
+		chromedp.SetValue(chromedp.ID("password"), guestPassword),
+		chromedp.SetValue(chromedp.ID("confirm"), guestPassword),
+		chromedp.Click(chromedp.ID("register")),
+		chromedp.WaitVisible(chromedp.ID("body")),
+	)
+	if body := frameText(t, f, guest); !strings.Contains(body, secretText) {
+		t.Fatalf("before the expiry the body is %q", body)
+	}
+	f.shot(guest, "expiry-before")
+
+	// Three days later (the sessions have ended too).
+	if err := os.WriteFile(clockFile, []byte("72h"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.do(guest, "the guest comes back after the expiry",
+		chromedp.Navigate(base+msgPath),
+		chromedp.WaitVisible(chromedp.ID("signin")),
+	)
+	signIn(f, guest, "the guest signs in again", guestEmail, guestPassword, chromedp.WaitVisible(chromedp.ID("gone")))
+	gone := pageText(t, guest, "#gone")
+	if !strings.Contains(gone, "expired") {
+		t.Errorf("after the expiry the message says %q", gone)
+	}
+	if subj := pageText(t, guest, "#subject"); subj != secretSubject {
+		t.Errorf("the expired message shows the subject %q", subj)
+	}
+	if s := fetchStatus(t, guest, base+msgPath+"/body"); s != 404 {
+		t.Errorf("the expired body answers %d", s)
+	}
+	if n, _ := chromedp.Run(guest, chromedp.Evaluate[int](`document.querySelectorAll("#body, #attachments, #reply").length`)); n != 0 {
+		t.Errorf("the expired message still offers %d of body, attachments or reply", n)
+	}
+	f.shot(guest, "expiry-after")
+}
