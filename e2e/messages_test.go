@@ -64,7 +64,9 @@ func frameText(t *testing.T, f *flow, ctx context.Context) string {
 	return text
 }
 
-func quoteJS(s string) string { return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'" }
+func quoteJS(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
 
 // fetchStatus is the status of a GET from the page's origin.
 func fetchStatus(t *testing.T, ctx context.Context, url string) int {
