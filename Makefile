@@ -33,6 +33,8 @@ fmt:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
+	# A 1 GiB attachment through the real binary's compose form and back.
+	SEALPOST_LARGE_FILE_MB=1024 $(GO) test -run '^TestLargeAttachment$$' -count=1 -v -timeout 30m ./e2e | grep -E 'MiB|ok|FAIL'
 
 # The packaged configuration is the described configuration with the
 # system's ports and paths; a test keeps it equal to that output.

@@ -75,6 +75,7 @@ type appliance struct {
 	l     layout
 	relay *smtptest.Server
 	base  string
+	in    *instance
 }
 
 func newAppliance(t *testing.T) appliance {
@@ -92,7 +93,7 @@ func newApplianceWith(t *testing.T, bin string, env ...string) appliance {
 		t.Fatalf("setup: %s", errOut)
 	}
 	in := startBinary(t, bin, l, env...)
-	return appliance{l: l, relay: relay, base: "https://" + in.https}
+	return appliance{l: l, relay: relay, base: "https://" + in.https, in: in}
 }
 
 // setLevel changes the registration level on the running server.

@@ -32,26 +32,44 @@ const (
 // without it must send the token of the double-submit cookie. The one-click
 // unsubscribe (RFC 8058) is posted by mail programs and is authorized by the
 // token in its link instead.
+//
+// A multipart body (a file upload) is never parsed to look for the token:
+// net/http would spool a large file to a temporary file in plaintext
+// before the handler could encrypt it. Such a client sends the token in the
+// X-CSRF-Token header.
 func csrf() echo.MiddlewareFunc {
-	return middleware.CSRFWithConfig(middleware.CSRFConfig{
-		Skipper:        func(c echo.Context) bool { return c.Path() == "/unsubscribe/one-click" },
-		TokenLookup:    "form:csrf",
-		ContextKey:     ctxCSRF,
-		CookieName:     csrfCookie,
-		CookiePath:     "/",
-		CookieSecure:   true,
-		CookieHTTPOnly: true,
-		CookieSameSite: http.SameSiteStrictMode,
-		// A browser's cross-site form is refused in the appliance's words;
-		// same-site (another port or subdomain) must show the token.
-		AllowSecFetchSiteFunc: func(c echo.Context) (bool, error) {
-			if c.Request().Header.Get(echo.HeaderSecFetchSite) == "cross-site" {
-				return false, errForeignForm
+	config := func(lookup string) echo.MiddlewareFunc {
+		return middleware.CSRFWithConfig(middleware.CSRFConfig{
+			Skipper:        func(c echo.Context) bool { return c.Path() == "/unsubscribe/one-click" },
+			TokenLookup:    lookup,
+			ContextKey:     ctxCSRF,
+			CookieName:     csrfCookie,
+			CookiePath:     "/",
+			CookieSecure:   true,
+			CookieHTTPOnly: true,
+			CookieSameSite: http.SameSiteStrictMode,
+			// A browser's cross-site form is refused in the appliance's words;
+			// same-site (another port or subdomain) must show the token.
+			AllowSecFetchSiteFunc: func(c echo.Context) (bool, error) {
+				if c.Request().Header.Get(echo.HeaderSecFetchSite) == "cross-site" {
+					return false, errForeignForm
+				}
+				return false, nil
+			},
+			ErrorHandler: func(error, echo.Context) error { return errForeignForm },
+		})
+	}
+	forms := config("header:X-CSRF-Token,form:csrf")
+	uploads := config("header:X-CSRF-Token")
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		form, upload := forms(next), uploads(next)
+		return func(c echo.Context) error {
+			if strings.HasPrefix(strings.ToLower(c.Request().Header.Get(echo.HeaderContentType)), "multipart/") {
+				return upload(c)
 			}
-			return false, nil
-		},
-		ErrorHandler: func(error, echo.Context) error { return errForeignForm },
-	})
+			return form(c)
+		}
+	}
 }
 
 var errForeignForm = echo.NewHTTPError(http.StatusForbidden,
