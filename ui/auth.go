@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"crypto/subtle"
 	"errors"
 	"net/http"
 	"net/netip"
@@ -25,6 +26,9 @@ const (
 	ctxUser    = "sealpost.user"
 	ctxToken   = "sealpost.token"
 	ctxCSRF    = "sealpost.csrf"
+	// ctxBodyToken is the cookie's token that a streamed multipart form
+	// must carry as its first part.
+	ctxBodyToken = "sealpost.csrf.body"
 )
 
 // csrf refuses state changes that do not come from the appliance's own
@@ -35,8 +39,10 @@ const (
 //
 // A multipart body (a file upload) is never parsed to look for the token:
 // net/http would spool a large file to a temporary file in plaintext
-// before the handler could encrypt it. Such a client sends the token in the
-// X-CSRF-Token header.
+// before the handler could encrypt it. A script sends the token in the
+// X-CSRF-Token header; a plain form from a browser without Sec-Fetch-Site
+// reaches only the compose form, which streams its parts itself and checks
+// the token, its first part, before it reads anything else (bodyToken).
 func csrf() echo.MiddlewareFunc {
 	config := func(lookup string) echo.MiddlewareFunc {
 		return middleware.CSRFWithConfig(middleware.CSRFConfig{
@@ -64,12 +70,37 @@ func csrf() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		form, upload := forms(next), uploads(next)
 		return func(c echo.Context) error {
-			if strings.HasPrefix(strings.ToLower(c.Request().Header.Get(echo.HeaderContentType)), "multipart/") {
-				return upload(c)
+			r := c.Request()
+			if !strings.HasPrefix(strings.ToLower(r.Header.Get(echo.HeaderContentType)), "multipart/") {
+				return form(c)
 			}
-			return form(c)
+			if r.Header.Get("X-CSRF-Token") == "" && r.Header.Get(echo.HeaderSecFetchSite) == "" && c.Path() == "/mail/compose" {
+				ck, err := c.Cookie(csrfCookie)
+				if err != nil || ck.Value == "" {
+					return errForeignForm
+				}
+				c.Set(ctxCSRF, ck.Value)
+				c.Set(ctxBodyToken, ck.Value)
+				return next(c)
+			}
+			return upload(c)
 		}
 	}
+}
+
+// bodyToken checks a streamed multipart form's parts, when the middleware
+// left the token to the handler: the first part must be the token, equal
+// to the cookie's; anything before it is refused unread. seen says the
+// token part passed already.
+func bodyToken(c echo.Context, name, value string, seen bool) error {
+	want, _ := c.Get(ctxBodyToken).(string)
+	switch {
+	case want == "" || seen:
+		return nil
+	case name != "csrf", subtle.ConstantTimeCompare([]byte(value), []byte(want)) != 1:
+		return errForeignForm
+	}
+	return nil
 }
 
 var errForeignForm = echo.NewHTTPError(http.StatusForbidden,

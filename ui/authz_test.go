@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"crypto/fips140"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -25,6 +26,7 @@ import (
 	"github.com/sealpost/sealpost/appliance/account"
 	"github.com/sealpost/sealpost/appliance/audit"
 	"github.com/sealpost/sealpost/appliance/branding"
+	"github.com/sealpost/sealpost/appliance/message"
 	"github.com/sealpost/sealpost/appliance/settings"
 	"github.com/sealpost/sealpost/appliance/store"
 	"github.com/sealpost/sealpost/appliance/store/storetest"
@@ -58,10 +60,11 @@ const (
 var authzNow = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 
 // noticeBox keeps the notices the account flows send, so that the fixture
-// can follow the links in them as a person would.
+// can follow the links in them as a person would, and the message notices.
 type noticeBox struct {
-	mu      sync.Mutex
-	notices []account.Notice
+	mu             sync.Mutex
+	notices        []account.Notice
+	messageNotices []message.Notice
 }
 
 func (b *noticeBox) Notify(_ *store.Tx, n account.Notice) error {
@@ -112,11 +115,13 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// authzAccounts is an account service over a real, encrypted store.
+// authzAccounts is an account service, and the message domain, over a
+// real, encrypted store.
 type authzAccounts struct {
 	st        *store.Store
 	trail     *audit.Trail
 	svc       *account.Service
+	msgs      *message.Service
 	mail      *noticeBox
 	adminUser account.User
 }
@@ -133,6 +138,7 @@ func newAuthzAccounts(t *testing.T, kv ...string) *authzAccounts {
 	if err != nil {
 		t.Fatal(err)
 	}
+	a.msgs = newAuthzMessages(t, a, keys, now)
 	var changes []settings.Change
 	for i := 0; i+1 < len(kv); i += 2 {
 		changes = append(changes, settings.Change{Key: kv[i], Value: kv[i+1]})
@@ -204,6 +210,11 @@ func (a *authzAccounts) server(t *testing.T, logs *lockedBuffer, networks ...net
 		BrandImage: func(kind branding.Kind) ([]byte, error) {
 			return []byte("\x89PNG\r\n\x1a\n" + string(kind)), nil
 		},
+		// The webmail, wired as appliance/app.go wires it.
+		Messages:  a.msgs,
+		Prefs:     a.loadPrefs,
+		SavePrefs: a.savePrefs,
+		Welcome:   func() string { return authzWelcome },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -237,6 +248,11 @@ type authzEnv struct {
 	sessions   map[string]string       // each user's session id
 	vars       map[string]string       // placeholders of the table
 	secrets    []string                // must never reach the log
+	// mine are each session's own message and its file ({mine},
+	// {mineAtt}, …); forbidden is content that no response may show
+	// (other users' messages, a recalled message's text).
+	mine      map[string]map[string]string
+	forbidden []string
 }
 
 func newAuthzEnv(t *testing.T) *authzEnv {
@@ -270,6 +286,7 @@ func newAuthzEnv(t *testing.T) *authzEnv {
 		{asEnrolling, "half@clinic.test", "Hal Half", account.RoleProfessional, strict.ID},
 		{asSecondFactor, "tf@clinic.test", "Tess Factor", account.RoleProfessional, ""},
 		{"other", "other@clinic.test", "Otto Other", account.RoleProfessional, ""},
+		{"other2", "other2@clinic.test", "Olive Other", account.RoleProfessional, ""},
 		{"target", "target@clinic.test", "Tara Target", account.RoleProfessional, ""},
 		{"leaver", "leaver@clinic.test", "Lee Leaver", account.RoleProfessional, ""},
 		{"changer", "changer@clinic.test", "Cole Changer", account.RoleProfessional, ""},
@@ -327,6 +344,10 @@ func newAuthzEnv(t *testing.T) *authzEnv {
 			t.Fatal(err)
 		}
 	}
+
+	// Messages and drafts: the session users' own, another user's, a
+	// recalled one.
+	e.mailFixtures(t)
 
 	// Links from mail: resets, invitations, unsubscribes.
 	for _, email := range []string{"pro@clinic.test", "resetter@clinic.test"} {
@@ -521,6 +542,9 @@ type authzCase struct {
 	noAudit    []auditWant
 	check      func(e *authzEnv, res *authzResult, r *authzReport)
 	bug        string // a known bug this row shows; see finishRow
+	stream     bool   // a server-sent event stream: read up to the first event, then end the request
+	multipart  bool   // post the form as multipart/form-data, with files
+	files      []authzFile
 }
 
 // authzResult is what a row's request got.
@@ -580,6 +604,7 @@ func (e *authzEnv) run(t *testing.T, tc authzCase) {
 func (e *authzEnv) serve(tc authzCase, r *authzReport) *authzResult {
 	vars := maps.Clone(e.vars)
 	vars["{role}"] = tc.as
+	maps.Copy(vars, e.mine[tc.as])
 	res := &authzResult{token: tc.cookie}
 	if tc.as != asAnonymous {
 		u, ok := e.users[tc.as]
@@ -625,10 +650,19 @@ func (e *authzEnv) serve(tc authzCase, r *authzReport) *authzResult {
 		form.Set("csrf", strings.Repeat("B", 32))
 	}
 	var req *http.Request
-	if tc.method == http.MethodPost {
+	switch {
+	case tc.method == http.MethodPost && tc.multipart:
+		body, ct, err := multipartBody(form, tc.files)
+		if err != nil {
+			r.errorf("encode the multipart form: %v", err)
+			return nil
+		}
+		req = httptest.NewRequest(tc.method, authzBase+path, body)
+		req.Header.Set("Content-Type", ct)
+	case tc.method == http.MethodPost:
 		req = httptest.NewRequest(tc.method, authzBase+path, strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	} else {
+	default:
 		req = httptest.NewRequest(tc.method, authzBase+path, nil)
 	}
 	req.RemoteAddr = authzRemote
@@ -655,7 +689,18 @@ func (e *authzEnv) serve(tc authzCase, r *authzReport) *authzResult {
 		req.AddCookie(&http.Cookie{Name: csrfCookie, Value: csrfToken})
 	}
 	res.rec = httptest.NewRecorder()
-	srv.Handler().ServeHTTP(res.rec, req)
+	if tc.stream {
+		// The stream lasts as long as the page: end it after the first
+		// event, and give up (rather than hang) if none comes.
+		ctx, cancel := context.WithTimeout(req.Context(), 10*time.Second)
+		defer cancel()
+		srv.Handler().ServeHTTP(&firstEventRecorder{ResponseRecorder: res.rec, cancel: cancel}, req.WithContext(ctx))
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			r.errorf("the stream sent no complete event in 10 seconds")
+		}
+	} else {
+		srv.Handler().ServeHTTP(res.rec, req)
+	}
 	res.body = res.rec.Body.String()
 	return res
 }
@@ -710,12 +755,23 @@ func (e *authzEnv) verify(tc authzCase, res *authzResult, r *authzReport) {
 		}
 	}
 
-	// What every response must carry, whoever asks.
+	// What every response must carry, whoever asks. A message's body, in
+	// its sandboxed frame, has a policy of its own; every other page may not
+	// be framed at all.
 	h := rec.Header()
-	if got := h.Get("Content-Security-Policy"); got != contentSecurityPolicy || strings.Contains(got, "unsafe-inline") || !strings.Contains(got, "script-src 'self'") {
-		r.errorf("Content-Security-Policy = %q", got)
+	served := rec.Code == http.StatusOK || rec.Code == http.StatusPartialContent
+	if authzFramePath.MatchString(rep.Replace(tc.path)) && served {
+		checkFrameHeaders(h, r)
+	} else {
+		if got := h.Get("Content-Security-Policy"); got != contentSecurityPolicy || strings.Contains(got, "unsafe-inline") ||
+			!strings.Contains(got, "script-src 'self'") || !strings.Contains(got, "frame-ancestors 'none'") {
+			r.errorf("Content-Security-Policy = %q", got)
+		}
+		if got := h.Get("X-Frame-Options"); got != "DENY" {
+			r.errorf("X-Frame-Options = %q, want DENY", got)
+		}
 	}
-	for k, v := range map[string]string{"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
+	for k, v := range map[string]string{"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
 		"Strict-Transport-Security": "max-age=31536000; includeSubDomains"} {
 		if h.Get(k) != v {
 			r.errorf("%s = %q, want %q", k, h.Get(k), v)
@@ -727,6 +783,8 @@ func (e *authzEnv) verify(tc authzCase, res *authzResult, r *authzReport) {
 		cache = "public, max-age=3600"
 	case strings.HasPrefix(tc.path, "/branding/") && rec.Code == http.StatusOK:
 		cache = "public, max-age=300"
+	case authzDownloadPath.MatchString(rep.Replace(tc.path)) && served:
+		cache = "private, no-store"
 	}
 	if h.Get("Cache-Control") != cache {
 		r.errorf("Cache-Control = %q, want %q", h.Get("Cache-Control"), cache)
@@ -736,6 +794,11 @@ func (e *authzEnv) verify(tc authzCase, res *authzResult, r *authzReport) {
 	}
 	if strings.Contains(body, "$argon2id$") {
 		r.errorf("the body shows a password hash")
+	}
+	for _, f := range e.forbidden {
+		if strings.Contains(body, f) {
+			r.errorf("the body shows %q, which no session user may see (another user's message, or a recalled one's content)", f)
+		}
 	}
 	if res.token != "" && strings.Contains(body, res.token) {
 		r.errorf("the body shows the session token")
@@ -828,6 +891,7 @@ type authzRoute struct {
 	form         url.Values
 	csrf         csrfMode
 	fresh        bool // the request ends the session: use a new one
+	stream       bool // a server-sent event stream
 	by           map[string]authzOutcome
 }
 
@@ -896,7 +960,7 @@ func matrixRoutes() []authzRoute {
 	invite := auditEv("user:{admin}", "user.invite", "user/*", "role", "guest")
 	groupCreate := auditEv("user:{admin}", "group.create", "group/*", "name", "Locums-{role}")
 	filterSave := auditEv("user:{admin}", "registration_filter.save", "filter/partner-{role}.test")
-	return []authzRoute{
+	return slices.Concat([]authzRoute{
 		{method: "GET", path: "/healthz", by: map[string]authzOutcome{"*": showsPage([]string{`"ok"`}, `"error"`)}},
 		{method: "GET", path: "/readyz", by: map[string]authzOutcome{"*": showsPage([]string{`"ready"`}, "unavailable")}},
 		{method: "GET", path: "/static/css/sealpost.css", by: map[string]authzOutcome{"*": showsPage([]string{"--brand"}, "<html")}},
@@ -911,10 +975,10 @@ func matrixRoutes() []authzRoute {
 
 		{method: "GET", path: "/", by: map[string]authzOutcome{
 			asAnonymous:    seeOther("/signin"),
-			asGuest:        showsPage([]string{"Hello, Gus Guest"}, `href="/admin/users"`, `href="/audit"`),
-			asProfessional: showsPage([]string{"Hello, Pat Pro"}, `href="/admin/users"`, `href="/audit"`),
-			asAuditor:      seeOther("/audit"), // an auditor only: no mailbox
-			asAdmin:        showsPage([]string{"Hello, Ada Admin", `href="/admin/users"`}, "Sign in to read"),
+			asGuest:        seeOther("/mail/inbox"),
+			asProfessional: seeOther("/mail/inbox"),
+			asAuditor:      seeOther("/audit"),      // an auditor only: the trail first
+			asAdmin:        seeOther("/mail/inbox"), // an administrator and professional
 			asEnrolling:    seeOther("/signin"),
 			asSecondFactor: seeOther("/signin"),
 		}},
@@ -1021,7 +1085,7 @@ func matrixRoutes() []authzRoute {
 			asEnrolling:    seeOther("/signin/enrol"),
 			asSecondFactor: seeOther("/signin/code"),
 		}},
-
+	}, mailRoutes(), []authzRoute{
 		trailRoute("GET", showsPage([]string{"Verify the chain", `id="events"`}, "No events yet", "Admin console")),
 		trailRoute("POST", showsPage([]string{"is intact: none was changed, removed or reordered."}, "The chain is broken")),
 
@@ -1047,7 +1111,7 @@ func matrixRoutes() []authzRoute {
 		consoleRoute("GET", "/admin/registration", nil, showsPage([]string{"Who may register, and how", `value="save_filter"`}, "There is nothing"), nil),
 		consoleRoute("POST", "/admin/registration", vals("action", "save_filter", "pattern", "partner-{role}.test", "allow", "allow", "cra", "default"),
 			seeOther("/admin/registration?done=Filter+for+partner-admin.test+saved."), &filterSave),
-	}
+	})
 }
 
 // noUserWith checks that no user has an address (a refused request made none).
@@ -1094,7 +1158,7 @@ func matrixRows(t *testing.T, routes []authzRoute) []authzCase {
 			if !ok {
 				t.Fatalf("table: %s %s says nothing of %s", rt.method, rt.path, s)
 			}
-			rows = append(rows, authzCase{name: fmt.Sprintf("%s %s as %s", rt.method, rt.path, s), as: s, fresh: rt.fresh,
+			rows = append(rows, authzCase{name: fmt.Sprintf("%s %s as %s", rt.method, rt.path, s), as: s, fresh: rt.fresh, stream: rt.stream,
 				remote: o.remote, method: rt.method, path: rt.path, form: rt.form, csrf: rt.csrf,
 				status: o.status, location: o.location, want: o.want, wantNot: o.wantNot, audit: o.audit, noAudit: o.noAudit, check: o.check})
 		}
@@ -1106,7 +1170,8 @@ const authzCSRFMessage = "This form has expired or did not come from this site."
 
 // specialRows are the scenarios beyond the plain matrix: objects that do
 // not exist or are another user's, the admin networks, CSRF, sign-in and
-// the state changes of the account page and of links from mail.
+// the state changes of the account page and of links from mail, and the
+// webmail's (mailSpecialRows).
 func specialRows() []authzCase {
 	const get, post = http.MethodGet, http.MethodPost
 	targetForm := vals("action", "save", "group", "professional", "status", "disabled", "blacklist_mode", "secure", "default_secure", "rule")
@@ -1120,7 +1185,7 @@ func specialRows() []authzCase {
 		}
 	}
 
-	return []authzCase{
+	return append([]authzCase{
 		// Objects that do not exist, or are not one's own.
 		{name: "admin: an unknown user", as: asAdmin, method: get, path: "/admin/users/unobody", status: 404, want: []string{"no such user"}},
 		{name: "admin: change an unknown user", as: asAdmin, method: post, path: "/admin/users/unobody", form: targetForm, status: 404,
@@ -1374,7 +1439,7 @@ func specialRows() []authzCase {
 			want: []string{"pro@clinic.test"}, wantNot: []string{` style="`}},
 		{name: "csp: no inline style on the code page", as: asSecondFactor, method: get, path: "/signin/code", status: 200,
 			want: []string{"Enter your code"}, wantNot: []string{` style="`}},
-	}
+	}, mailSpecialRows()...)
 }
 
 // TestAuthorizationMatrix sends every route of routes.go as every kind of

@@ -195,7 +195,10 @@ func (s *Server) printMessage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if v.Gone != "" || !v.CanPrint {
+	if v.Gone != "" {
+		return fault.E(fault.NotFound, "This message was recalled or has expired; its content is gone.", nil)
+	}
+	if !v.CanPrint {
 		return fault.E(fault.Permission, "The sender does not allow this message to be printed.", nil)
 	}
 	p, err := s.mailData(c, v.Folder)
@@ -373,6 +376,7 @@ func (s *Server) compose(c echo.Context) error {
 		draftID, err = s.opts.Messages.SaveDraft(ctx, u.ID, d)
 		return err
 	}
+	tokenSeen := false
 	ct, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
 	if ct == "multipart/form-data" {
 		mr, err := c.Request().MultipartReader()
@@ -389,15 +393,22 @@ func (s *Server) compose(c echo.Context) error {
 			}
 			name := part.FormName()
 			if part.FileName() == "" {
-				if name == "csrf" {
-					continue // checked by the middleware from the cookie and header
-				}
 				v, err := io.ReadAll(io.LimitReader(part, 4<<20))
 				if err != nil {
 					return echo.NewHTTPError(http.StatusBadRequest, "The upload was interrupted. Try again.")
 				}
+				if err := bodyToken(c, name, string(v), tokenSeen); err != nil {
+					return err
+				}
+				if name == "csrf" {
+					tokenSeen = true
+					continue
+				}
 				fields[name] = string(v)
 				continue
+			}
+			if err := bodyToken(c, name, "", tokenSeen); err != nil {
+				return err
 			}
 			if uploadErr != nil {
 				continue
@@ -417,6 +428,9 @@ func (s *Server) compose(c echo.Context) error {
 		for k := range form {
 			fields[k] = form.Get(k)
 		}
+	}
+	if err := bodyToken(c, "", "", tokenSeen); err != nil {
+		return err // a form that never showed its token
 	}
 	if draftID == "" {
 		draftID = fields["draft"]
