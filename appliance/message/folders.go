@@ -208,7 +208,9 @@ func (s *Service) Sweep(ctx context.Context) (expired, purged int, err error) {
 			id = rest[n-21:]
 			uid = rest[21 : n-22]
 		}
+		var blobs []string
 		err := s.st.Update(ctx, func(tx *store.Tx) error {
+			blobs = nil
 			e, err := getEntry(tx, uid, id)
 			if errors.Is(err, errNotFound) {
 				return tx.Delete([]byte(trashPrefix + rest))
@@ -216,7 +218,7 @@ func (s *Service) Sweep(ctx context.Context) (expired, purged int, err error) {
 			if err != nil {
 				return err
 			}
-			if _, err := s.purge(tx, uid, e); err != nil {
+			if blobs, err = s.purge(tx, uid, e); err != nil {
 				return err
 			}
 			return s.audit(tx, "system", "message.purge", "mailbox/"+uid, map[string]string{"messages": "1", "reason": "trash_days"})
@@ -226,6 +228,7 @@ func (s *Service) Sweep(ctx context.Context) (expired, purged int, err error) {
 		}
 		purged++
 		s.publish(uid)
+		s.removeBlobs(blobs) // a purged draft's files
 	}
 	return expired, purged, nil
 }

@@ -91,7 +91,11 @@ func (s *Service) shred(ctx context.Context, id, why, reason, actor, expiry stri
 				return err
 			}
 		}
+		size := r.size()
 		r.Gone, r.GoneAt, r.RecallReason = why, s.now().UTC(), reason
+		if why == "expired" && !r.Expires.IsZero() {
+			r.GoneAt = r.Expires // as Open shows it before the sweep
+		}
 		r.Subject, r.Preview, r.BodySize = nil, nil, 0
 		for _, a := range r.Attach {
 			blobs = append(blobs, a.ID)
@@ -109,6 +113,18 @@ func (s *Service) shred(ctx context.Context, id, why, reason, actor, expiry stri
 		}
 		if err := store.PutJSON(tx, recordKey(id), r); err != nil {
 			return err
+		}
+		// The content is gone: those who still have the message get its
+		// storage back (those who purged it got it back then).
+		for _, uid := range append([]string{r.SenderID}, participantIDs(r.Recipients)...) {
+			if _, err := getEntry(tx, uid, id); errors.Is(err, errNotFound) {
+				continue
+			} else if err != nil {
+				return err
+			}
+			if err := s.accounts.CountUsage(tx, uid, account.Usage{Bytes: -size}); err != nil {
+				return err
+			}
 		}
 		sender, _ := account.UserTx(tx, r.SenderID)
 		notify = append(notify, r.SenderID)
@@ -144,4 +160,12 @@ func (s *Service) shred(ctx context.Context, id, why, reason, actor, expiry stri
 		s.publish(u)
 	}
 	return nil
+}
+
+func participantIDs(ps []Participant) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.UserID
+	}
+	return out
 }

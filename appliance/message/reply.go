@@ -87,7 +87,7 @@ func (s *Service) Respond(ctx context.Context, uid, id, kind, signature string, 
 	}
 	newID := newID()
 	var copied []attachmentRef
-	if kind == KindForward {
+	if kind == KindForward && v.CanDownload { // no files for those who may not download them
 		for _, a := range refs {
 			c, err := s.copyBlob(parentKey, dk, a, newID, v.ID)
 			if err != nil {

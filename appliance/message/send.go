@@ -580,8 +580,12 @@ func (s *Service) deliver(ctx context.Context, tx *store.Tx, set settings.Settin
 		if link == "" {
 			link = s.baseURL() + Link(r.ID)
 		}
-		nid, err := s.notifier.NotifyMessage(tx, Notice{Kind: "new_message", To: rc.Address, ToName: rc.Name, UserID: rc.UserID,
-			Guest: rc.isGuest, SenderName: sender.DisplayName(), Subject: subject, Link: link})
+		n := Notice{Kind: "new_message", To: rc.Address, ToName: rc.Name, UserID: rc.UserID,
+			Guest: rc.isGuest, SenderName: sender.DisplayName(), Link: link}
+		if set.Notifications.ShowSubject {
+			n.Subject = subject
+		}
+		nid, err := s.notifier.NotifyMessage(tx, n)
 		if err != nil {
 			return err
 		}

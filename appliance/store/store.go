@@ -12,6 +12,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -341,8 +342,24 @@ func (badgerLogger) log(e *zerolog.Event, f string, a []any) {
 // are dropped from disk, then collects value-log garbage. Run it after
 // destroying keys (crypto-shredding) when the old records must be gone from
 // the files too, not only unreachable.
+//
+// Badger's Flatten alone neither flushes the memtable nor compacts a tree
+// that fits in level 0, where a small store keeps everything. DropPrefix
+// does both (it blocks writes meanwhile), so Compact writes a marker record
+// and drops it, which pushes level 0 down, then flattens.
 func (s *Store) Compact() error {
-	if err := s.db.Flatten(2); err != nil {
+	marker := append(bytes.Clone(sysPrefix), "compact/marker"...)
+	err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(marker, []byte{1}) })
+	if err == nil {
+		err = s.db.DropPrefix(marker)
+	}
+	if err == nil {
+		err = s.db.Flatten(2)
+	}
+	if err != nil {
+		return fmt.Errorf("compact: %w", err)
+	}
+	if err := s.sync.wait(); err != nil {
 		return fmt.Errorf("compact: %w", err)
 	}
 	if _, err := s.gc(); err != nil {

@@ -61,9 +61,12 @@ func isRemote(src string) bool {
 	return strings.HasPrefix(s, "http:") || strings.HasPrefix(s, "https:")
 }
 
+// parseURL parses a URL that has no white space, control character or
+// backslash: browsers read a backslash as a slash, Go does not, and the two
+// must agree on the host.
 func parseURL(val string) (*url.URL, bool) {
 	for i := 0; i < len(val); i++ {
-		if c := val[i]; c <= ' ' || c == 0x7f {
+		if c := val[i]; c <= ' ' || c == 0x7f || c == '\\' {
 			return nil, false
 		}
 	}
@@ -117,8 +120,9 @@ func validBase64(s string) bool {
 // lower case. bluemonday applies the matchers to the value after decoding CSS
 // escapes; cleanStyle applies them again to the raw text, where a backslash,
 // a parenthesis other than rgb(), a quote out of place, a semicolon or "@"
-// can never match.
-const lengthPat = `-?(?:[0-9]{1,5}(?:\.[0-9]{1,4})?|\.[0-9]{1,4})(?:px|pt|em|rem|ex|ch|%|cm|mm|in|pc|vw|vh)?`
+// can never match. Lengths are never negative, so that one element cannot be
+// pulled over another (or over the markers Render adds).
+const lengthPat = `(?:[0-9]{1,5}(?:\.[0-9]{1,4})?|\.[0-9]{1,4})(?:px|pt|em|rem|ex|ch|%|cm|mm|in|pc|vw|vh)?`
 
 var (
 	colorRe = regexp.MustCompile(`^(?:#[0-9a-f]{3,4}|#[0-9a-f]{6}|#[0-9a-f]{8}|` +
@@ -128,7 +132,7 @@ var (
 	boxRe      = regexp.MustCompile(`^(?:` + lengthPat + `|auto)(?:\s+(?:` + lengthPat + `|auto)){0,3}$`)
 	fontSizeRe = regexp.MustCompile(`^(?:` + lengthPat + `|xx-small|x-small|small|medium|large|x-large|xx-large|smaller|larger)$`)
 	lineRe     = regexp.MustCompile(`^(?:` + lengthPat + `|normal)$`)
-	vAlignRe   = regexp.MustCompile(`^(?:` + lengthPat + `|baseline|sub|super|top|text-top|middle|bottom|text-bottom)$`)
+	vAlignRe   = regexp.MustCompile(`^(?:baseline|sub|super|top|text-top|middle|bottom|text-bottom)$`)
 	familyPat  = `(?:"[\p{L}\p{N} _-]{1,64}"|'[\p{L}\p{N} _-]{1,64}'|[\p{L}\p{N}][\p{L}\p{N} _-]{0,63})`
 	familyRe   = regexp.MustCompile(`^` + familyPat + `(?:\s*,\s*` + familyPat + `){0,9}$`)
 	weightRe   = regexp.MustCompile(`^(?:normal|bold|bolder|lighter|[1-9]00)$`)

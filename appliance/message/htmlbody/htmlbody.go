@@ -177,29 +177,59 @@ func newPolicy() *bluemonday.Policy {
 
 // Sanitize is the storing policy: what a message body may contain at all.
 // Applied when a message is saved (compose, SMTP intake).
+//
+// The result is stable: sanitizing it again gives it back. Markup that the
+// HTML parser rearranges (a list item fostered out of a table into another
+// list item, say) is parsed and serialized until it no longer changes, so
+// what is stored is exactly the tree a browser will build from it.
 func Sanitize(body string) string {
-	return renderNodes(sanitizeNodes(body))
+	out := renderNodes(sanitizeNodes(body))
+	for range 4 {
+		root, err := parseClean(out)
+		if err != nil {
+			break
+		}
+		again := renderNodes(root)
+		if again == out {
+			break
+		}
+		out = again
+	}
+	return out
 }
 
 // sanitizeNodes runs both layers and returns the fragment's top-level nodes
 // under a body element.
 func sanitizeNodes(body string) *html.Node {
 	body = strings.ToValidUTF8(body, "\uFFFD")
-	cleaned := policy.Sanitize(body)
-	root := &html.Node{Type: html.ElementNode, Data: "body", DataAtom: atom.Body}
-	nodes, err := html.ParseFragment(strings.NewReader(cleaned), root)
+	root, err := parseClean(policy.Sanitize(body))
 	if err != nil {
 		// The parser refuses elements nested more than 512 deep. Such a
 		// body is shown as its text alone.
 		text := html.UnescapeString(textPolicy.Sanitize(body))
+		root = newRoot()
 		root.AppendChild(&html.Node{Type: html.TextNode, Data: strings.Join(strings.Fields(text), " ")})
-		return root
+	}
+	return root
+}
+
+func newRoot() *html.Node {
+	return &html.Node{Type: html.ElementNode, Data: "body", DataAtom: atom.Body}
+}
+
+// parseClean parses a fragment as the content of a body element and applies
+// the allowlist to the tree.
+func parseClean(fragment string) (*html.Node, error) {
+	root := newRoot()
+	nodes, err := html.ParseFragment(strings.NewReader(fragment), root)
+	if err != nil {
+		return nil, err
 	}
 	for _, n := range nodes {
 		root.AppendChild(n)
 	}
 	cleanChildren(root)
-	return root
+	return root, nil
 }
 
 // cleanChildren enforces the allowlist on the parsed tree, independently of

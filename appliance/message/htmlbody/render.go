@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/net/html"
@@ -81,7 +82,7 @@ func prepare(parent *html.Node, allowRemote bool, r *Rendered) {
 func blockedMarker(img *html.Node) *html.Node {
 	label := "[image blocked]"
 	if alt := strings.Join(strings.Fields(attr(img, "alt")), " "); alt != "" {
-		label = "[image blocked: " + truncateRunes(alt, 60) + "]"
+		label = "[image blocked: " + printable(truncateRunes(alt, 60)) + "]"
 	}
 	return markerSpan(classBlocked, label)
 }
@@ -89,7 +90,7 @@ func blockedMarker(img *html.Node) *html.Node {
 func markerSpan(class, text string) *html.Node {
 	span := &html.Node{
 		Type: html.ElementNode, Data: "span", DataAtom: atom.Span,
-		Attr: []html.Attribute{{Key: "class", Val: class}},
+		Attr: []html.Attribute{{Key: "class", Val: class}, {Key: "dir", Val: "ltr"}},
 	}
 	span.AppendChild(&html.Node{Type: html.TextNode, Data: text})
 	return span
@@ -120,8 +121,13 @@ func prepareLink(a *html.Node) {
 }
 
 // linkTarget is what the reader must see of a link's destination: the host
-// (in ASCII, so look-alike letters show as xn--) or the mail address.
+// (in ASCII, so look-alike letters show as xn--) or the mail address, with
+// control and format characters (such as bidi overrides) made visible.
 func linkTarget(u *url.URL) string {
+	return printable(rawTarget(u))
+}
+
+func rawTarget(u *url.URL) string {
 	switch u.Scheme {
 	case "mailto":
 		addr, _, _ := strings.Cut(u.Opaque, "?")
@@ -137,6 +143,17 @@ func linkTarget(u *url.URL) string {
 		return host
 	}
 	return ""
+}
+
+// printable replaces control and format characters, and invalid UTF-8, by
+// U+FFFD.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || unicode.Is(unicode.Cc, r) || unicode.Is(unicode.Cf, r) {
+			return utf8.RuneError
+		}
+		return r
+	}, s)
 }
 
 func asciiHost(h string) string {
@@ -234,7 +251,9 @@ func truncateRunes(s string, n int) string {
 }
 
 // frameStyle is the reading frame's own stylesheet. Its class selectors
-// only match the markers Render adds.
+// only match the markers Render adds, and their !important rules win over
+// the body's inline styles (which can never be !important), so a body cannot
+// hide a marker by shrinking, recolouring or reversing the text around it.
 const frameStyle = `html{color-scheme:light}
 body{margin:8px;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1a1a1a;background:#fff;overflow-wrap:anywhere;word-wrap:break-word}
 img{max-width:100%;height:auto}
@@ -243,8 +262,8 @@ pre{white-space:pre-wrap}
 pre,code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:0.9em}
 blockquote{margin:0.5em 0 0.5em 0.25em;padding:0 0 0 0.75em;border-left:3px solid #c8c8c8;color:#444}
 a{color:#0b57d0}
-.sealpost-linkhost{font-size:0.8em;color:#666}
-.sealpost-blocked{display:inline-block;font-size:0.8em;color:#666;border:1px dashed #bbb;padding:0 0.3em}`
+.sealpost-linkhost,.sealpost-blocked{display:inline!important;font:12px/1.4 system-ui,sans-serif!important;color:#555!important;background:#fff!important;visibility:visible!important;opacity:1!important;direction:ltr!important;unicode-bidi:isolate!important;text-decoration:none!important;white-space:nowrap!important}
+.sealpost-blocked{border:1px dashed #bbb!important;padding:0 0.3em!important}`
 
 // FrameDocument wraps rendered HTML (the HTML of a Rendered, never anything
 // else) in a complete document for the reading frame, with the frame's own

@@ -216,7 +216,7 @@ func sameTarget(text, target string) bool {
 
 var (
 	paragraphBreak = regexp.MustCompile(`\n[ \t]*\n(?:[ \t]*\n)*`)
-	textURL        = regexp.MustCompile(`(?i)\bhttps?://[^\s<>"\x00-\x1f\x7f]+`)
+	textURL        = regexp.MustCompile(`(?i)\bhttps?://[^\s<>"\\\x00-\x1f\x7f]+`)
 )
 
 // FromText turns plain text into safe HTML: text is escaped, blank lines
