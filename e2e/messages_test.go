@@ -381,3 +381,103 @@ func TestBrowserMessageExpiry(t *testing.T) {
 	}
 	f.shot(guest, "expiry-after")
 }
+
+// TestBrowserPortalPreferences sets Pat's preferences (a 12-hour clock,
+// day-month dates, New York time, a signature), sees them used, drives
+// the portal with the keyboard, and looks at it on a phone-sized screen.
+func TestBrowserPortalPreferences(t *testing.T) {
+	t.Parallel()
+	f := newFlow(t, 180)
+	_, pat, base := professional(t, f)
+	f.do(pat, "Pat saves a signature longer than 20 lines",
+		chromedp.Navigate(base+"/preferences"),
+		chromedp.WaitVisible(chromedp.ID("prefs")),
+		chromedp.SetValue(chromedp.ID("signature"), strings.Repeat("line\n", 25)),
+		chromedp.Click(chromedp.ID("saveprefs")),
+		chromedp.WaitVisible(chromedp.CSS(".field.invalid #signature")),
+	)
+	if msg := fieldError(t, pat, "signature"); msg == "" {
+		t.Errorf("a 25-line signature is not refused next to its field")
+	}
+	f.shot(pat, "prefs-refused")
+	f.do(pat, "Pat chooses a 12-hour clock and New York time",
+		chromedp.Navigate(base+"/preferences"),
+		chromedp.WaitVisible(chromedp.ID("prefs")),
+		chromedp.SetValue(chromedp.ID("date_format"), "dmy"),
+		chromedp.Click(chromedp.CSS(`input[name="clock"][value="12"]`)),
+		chromedp.SetValue(chromedp.ID("time_zone"), "America/New_York"),
+		chromedp.SetValue(chromedp.ID("signature"), "Pat Professional\nExample Clinic"),
+	)
+	f.shot(pat, "prefs-form")
+	f.do(pat, "Pat saves the preferences",
+		chromedp.Click(chromedp.ID("saveprefs")),
+		chromedp.WaitVisible(chromedp.CSS(".flash")),
+	)
+	if zone, _ := chromedp.Run(pat, chromedp.Value(chromedp.ID("time_zone"))); zone != "America/New_York" {
+		t.Errorf("after saving the zone is %q", zone)
+	}
+	f.do(pat, "Pat presses c on the inbox",
+		chromedp.Navigate(base+"/mail/inbox"),
+		chromedp.WaitVisible(chromedp.ID("compose")),
+		chromedp.KeyEvent("c"),
+		chromedp.WaitVisible(chromedp.ID("editarea")),
+	)
+	if sig := pageText(t, pat, "#editarea"); !strings.Contains(sig, "Example Clinic") {
+		t.Errorf("a new message starts with %q, not the signature", sig)
+	}
+	f.do(pat, "Pat sends a message to an outside address",
+		chromedp.SendKeys(chromedp.ID("to"), guestEmail),
+		chromedp.SendKeys(chromedp.ID("subject"), "Appointment"),
+		chromedp.Click(chromedp.ID("send")),
+		chromedp.WaitVisible(chromedp.ID("confirmsend")),
+		chromedp.Click(chromedp.ID("confirmsend")),
+		chromedp.WaitVisible(chromedp.ID("slip")),
+	)
+	date := pageText(t, pat, ".readhead .facts dd:last-of-type")
+	ny := time.Now().In(mustZone(t, "America/New_York"))
+	if !strings.Contains(date, ny.Format("02/01/2006")) || !strings.Contains(date, "M") {
+		t.Errorf("the date shows as %q, not in New York day-month 12-hour form (%s)", date, ny.Format("02/01/2006 3:04 PM"))
+	}
+	f.do(pat, "Pat opens the shortcut list with ?",
+		chromedp.Navigate(base+"/mail/sent"),
+		chromedp.WaitVisible(chromedp.ID("messages")),
+		chromedp.KeyEvent("?"),
+		chromedp.WaitVisible(chromedp.ID("keys")),
+	)
+	f.shot(pat, "keys-help")
+	f.do(pat, "Pat moves with j and opens with o",
+		chromedp.KeyEvent("\x1b"),
+		chromedp.WaitNotVisible(chromedp.ID("keys")),
+		chromedp.KeyEvent("j"),
+		chromedp.WaitVisible(chromedp.CSS("#messages li.cursor")),
+		chromedp.KeyEvent("o"),
+		chromedp.WaitVisible(chromedp.ID("slip")),
+	)
+	f.do(pat, "Pat's portal on a phone",
+		chromedp.EmulateViewport(390, 844),
+		chromedp.Navigate(base+"/mail/sent"),
+		chromedp.WaitVisible(chromedp.ID("messages")),
+	)
+	f.shot(pat, "phone-list")
+	width, err := chromedp.Run(pat, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
+	if err != nil || width > 390 {
+		t.Errorf("on a phone the list is %d px wide (%v): it scrolls sideways", width, err)
+	}
+	f.do(pat, "a message on a phone",
+		chromedp.Click(chromedp.CSS("#messages a.open")),
+		chromedp.WaitVisible(chromedp.ID("slip")),
+	)
+	f.shot(pat, "phone-message")
+	if width, _ := chromedp.Run(pat, chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); width > 390 {
+		t.Errorf("on a phone the message is %d px wide: it scrolls sideways", width)
+	}
+}
+
+func mustZone(t *testing.T, name string) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
