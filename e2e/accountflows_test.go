@@ -330,11 +330,11 @@ func TestBrowserGuestLevel3(t *testing.T) {
 		chromedp.Click(chromedp.ID("confirm")),
 		chromedp.WaitVisible(chromedp.CSS(".mainnav")),
 	)
-	if p := path(t, g); !strings.HasPrefix(p, "/?") {
-		t.Errorf("after registration the guest is at %s", p)
+	if p := path(t, g); !strings.HasPrefix(p, "/mail/inbox?") {
+		t.Errorf("after registration the guest is at %s, not the inbox", p)
 	}
-	if h1 := pageText(t, g, "main h1"); h1 != "Hello, Gail Guest" {
-		t.Errorf("the home page says %q", h1)
+	if h1 := pageText(t, g, "main h1"); h1 != "Inbox" {
+		t.Errorf("the start page says %q", h1)
 	}
 	if flash := pageText(t, g, ".flash"); !strings.Contains(flash, "Welcome") {
 		t.Errorf("the flash says %q", flash)

@@ -54,7 +54,7 @@ type folderLink struct {
 }
 
 var folderLabels = map[message.Folder]string{message.Inbox: "Inbox", message.Sent: "Sent", message.Drafts: "Drafts",
-	message.Archive: "Archive", message.Trash: "Trash"}
+	message.Archive: "Archive", message.Trash: "Trash", message.Shared: "Shared sent"}
 
 // mailData fills the parts every webmail page has.
 func (s *Server) mailData(c echo.Context, f message.Folder) (mailPage, error) {
@@ -68,7 +68,11 @@ func (s *Server) mailData(c echo.Context, f message.Folder) (mailPage, error) {
 	if err != nil {
 		return p, err
 	}
-	for _, folder := range message.Folders {
+	folders := message.Folders
+	if s.opts.Messages.SharesSent(u.ID) {
+		folders = append(folders, message.Shared)
+	}
+	for _, folder := range folders {
 		c := counts[folder]
 		p.Folders = append(p.Folders, folderLink{Folder: folder, Label: folderLabels[folder], Total: c.Total,
 			Unread: c.Unread, Current: folder == f, Count: folder == message.Inbox || folder == message.Drafts})

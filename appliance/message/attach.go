@@ -142,7 +142,7 @@ func (s *Service) OpenAttachment(ctx context.Context, uid, id, attID, ip string)
 		if err != nil {
 			return err
 		}
-		e, err := getEntry(tx, uid, id)
+		e, err := readerEntry(tx, uid, r)
 		if err != nil {
 			return err
 		}
@@ -171,6 +171,10 @@ func (s *Service) OpenAttachment(ctx context.Context, uid, id, attID, ip string)
 		}
 		if e.Role == RoleSender || r.Draft {
 			return nil
+		}
+		if e.Role == RoleShared {
+			return s.audit(tx, account.ActorOf(uid), "attachment.download_shared", "message/"+id,
+				map[string]string{"attachment": ref.ID, "size": strconv.FormatInt(ref.Size, 10), "remote_ip": ip})
 		}
 		sl, err := store.GetJSON[Slip](tx, slipKey(id, uid))
 		if err != nil && !errors.Is(err, store.ErrNotFound) {

@@ -47,7 +47,7 @@ var Folders = []Folder{Inbox, Sent, Drafts, Archive, Trash}
 
 // ParseFolder accepts a folder's name.
 func ParseFolder(s string) (Folder, bool) {
-	for _, f := range Folders {
+	for _, f := range append(Folders, Shared) {
 		if string(f) == s {
 			return f, true
 		}
@@ -134,6 +134,10 @@ type record struct {
 	GoneAt       time.Time `json:"gone_at,omitzero"`
 	RecallReason string    `json:"recall_reason,omitempty"`
 	KeptSubject  string    `json:"kept_subject,omitempty"`
+
+	// SharedIn is the registration filter whose users may read this sent
+	// message (share_sent), if any.
+	SharedIn string `json:"shared_in,omitempty"`
 }
 
 // size is what the message costs its participants' storage.

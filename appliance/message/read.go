@@ -44,6 +44,13 @@ func (s *Service) List(uid string, f Folder, cursor string) (Page, error) {
 	var p Page
 	err := s.st.View(func(tx *store.Tx) error {
 		prefix := folderPrefix(uid, f)
+		if f == Shared {
+			pattern, err := sharingFor(tx, uid)
+			if err != nil || pattern == "" {
+				return err
+			}
+			prefix = sharedFolderPrefix(pattern)
+		}
 		var keys [][]byte
 		collect := func(k, _ []byte) error {
 			keys = append(keys, k)
@@ -111,7 +118,7 @@ func (s *Service) item(tx *store.Tx, uid, id string) (Item, error) {
 	if err != nil {
 		return Item{}, err
 	}
-	e, err := getEntry(tx, uid, id)
+	e, err := readerEntry(tx, uid, r)
 	if err != nil {
 		return Item{}, err
 	}
@@ -199,7 +206,7 @@ func (s *Service) Open(ctx context.Context, uid, id, ip string) (View, error) {
 		if err != nil {
 			return err
 		}
-		e, err := getEntry(tx, uid, id)
+		e, err := readerEntry(tx, uid, r)
 		if err != nil {
 			return err
 		}
@@ -208,6 +215,9 @@ func (s *Service) Open(ctx context.Context, uid, id, ip string) (View, error) {
 		}
 		if v, err = s.view(tx, r, e, uid); err != nil {
 			return err
+		}
+		if e.Role == RoleShared {
+			return s.audit(tx, account.ActorOf(uid), "message.open_shared", "message/"+id, map[string]string{"remote_ip": ip})
 		}
 		if !e.Read {
 			old := e
@@ -311,8 +321,9 @@ func (s *Service) view(tx *store.Tx, r record, e entry, uid string) (View, error
 	if v.Attachments, err = attachments(dk, r); err != nil {
 		return v, err
 	}
-	v.CanReply = sender || !r.Restrict.NoReply
-	v.CanForward = sender || !r.Restrict.NoForward
+	shared := e.Role == RoleShared // a colleague reads; they are no participant
+	v.CanReply = !shared && (sender || !r.Restrict.NoReply)
+	v.CanForward = !shared && (sender || !r.Restrict.NoForward)
 	v.CanDownload = sender || !r.Restrict.NoPrint
 	v.CanPrint = v.CanDownload
 	if sender {
@@ -366,7 +377,7 @@ func (s *Service) Body(uid, id string) (format, body string, err error) {
 		if err != nil {
 			return err
 		}
-		if _, err := getEntry(tx, uid, id); err != nil {
+		if _, err := readerEntry(tx, uid, r); err != nil {
 			return err
 		}
 		if s.gone(r) != "" {

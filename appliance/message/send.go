@@ -545,6 +545,9 @@ func (s *Service) deliver(ctx context.Context, tx *store.Tx, set settings.Settin
 	subject := d.Subject
 	body := withDisclaimer(d.Format, cleanBody(d.Format, d.Body), set.Notifications.Disclaimer)
 	sealedBody := sealContent(dk, &r, subject, body)
+	if err := shareSent(tx, sender, &r); err != nil {
+		return err
+	}
 	if err := store.PutJSON(tx, recordKey(r.ID), r); err != nil {
 		return err
 	}
