@@ -61,7 +61,10 @@ func TestSharedSent(t *testing.T) {
 		{"Bob opens what Ann sent before sharing", func() error { _, err := e.svc.Open(ctx, bob.ID, before, ""); return err }()},
 		{"another domain opens it", func() error { _, err := e.svc.Open(ctx, eve.ID, after, ""); return err }()},
 		{"another domain reads the body", func() error { _, _, err := e.svc.Body(eve.ID, after); return err }()},
-		{"Bob replies", func() error { _, err := e.svc.Respond(ctx, bob.ID, after, KindReply, "", func(View) string { return "" }); return err }()},
+		{"Bob replies", func() error {
+			_, err := e.svc.Respond(ctx, bob.ID, after, KindReply, "", func(View) string { return "" })
+			return err
+		}()},
 	} {
 		if fault.KindOf(c.err) != fault.NotFound && fault.KindOf(c.err) != fault.Permission {
 			t.Errorf("%s: %v, want not found or refused", c.name, c.err)
