@@ -29,7 +29,8 @@ func (n notifier) NotifyMessage(tx *store.Tx, no message.Notice) (string, error)
 		unsubscribe = link
 	}
 	return n.queueNotice(tx, mailer.Notification{Kind: mailer.Kind(no.Kind), SenderName: no.SenderName,
-		RecipientName: no.RecipientName, Subject: no.Subject, Link: no.Link, UnsubscribeLink: unsubscribe}, no.To)
+		RecipientName: no.RecipientName, Subject: no.Subject, Link: no.Link, UnsubscribeLink: unsubscribe,
+		Register: no.Register, ValidFor: no.ValidFor}, no.To)
 }
 
 // queueNotice renders, signs and queues one notification in tx.

@@ -57,6 +57,9 @@ type Notification struct {
 	Code            string // authorization code
 	ValidFor        string // "4 hours"
 	UnsubscribeLink string // for outside recipients: one-click unsubscribe
+	// Register says the link of a new message first registers the
+	// recipient, who has no account yet (valid for ValidFor).
+	Register bool
 }
 
 // Rendered is a notification ready to be put in a message.

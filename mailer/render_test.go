@@ -66,6 +66,30 @@ func TestRenderGolden(t *testing.T) {
 	}
 }
 
+// TestNewMessageToNewRecipient: the notice of a message to someone without
+// an account says the link registers them first, and for how long.
+func TestNewMessageToNewRecipient(t *testing.T) {
+	t.Parallel()
+	r, _ := NewRenderer()
+	n := sample(KindNewMessage)
+	n.Register, n.ValidFor = true, "14 days"
+	got, err := r.Render(n, testBrand)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, part := range []string{got.Text, got.HTML} {
+		for _, want := range []string{"you choose a password", "works for 14 days", "Register and read the message"} {
+			if !strings.Contains(part, want) {
+				t.Errorf("a new recipient's notice lacks %q:\n%s", want, part)
+			}
+		}
+	}
+	plain, _ := r.Render(sample(KindNewMessage), testBrand)
+	if strings.Contains(plain.Text, "choose a password") {
+		t.Errorf("a registered recipient's notice asks them to register")
+	}
+}
+
 func TestSubjectShownOnlyWhenAllowed(t *testing.T) {
 	t.Parallel()
 	r, _ := NewRenderer()

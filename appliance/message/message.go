@@ -261,6 +261,9 @@ type Notice struct {
 	RecipientName string
 	Subject       string
 	Link          string
+	// Register: the link first registers the recipient, within ValidFor.
+	Register bool
+	ValidFor string
 }
 
 // Notifier queues a notification inside the caller's transaction and

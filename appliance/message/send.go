@@ -493,6 +493,13 @@ func mayWrite(tx *store.Tx, sender, to account.User, parent *record) (bool, erro
 	return err == nil, err
 }
 
+func days(n int) string {
+	if n == 1 {
+		return "1 day"
+	}
+	return strconv.Itoa(n) + " days"
+}
+
 // withDisclaimer appends the administrator's disclaimer on the server, so
 // no sender can leave it out.
 func withDisclaimer(format, body, disclaimer string) string {
@@ -585,6 +592,9 @@ func (s *Service) deliver(ctx context.Context, tx *store.Tx, set settings.Settin
 		}
 		n := Notice{Kind: "new_message", To: rc.Address, ToName: rc.Name, UserID: rc.UserID,
 			Guest: rc.isGuest, SenderName: sender.DisplayName(), Link: link}
+		if rc.link != "" {
+			n.Register, n.ValidFor = true, days(set.Security.InvitationDays)
+		}
 		if set.Notifications.ShowSubject {
 			n.Subject = subject
 		}
