@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -13,18 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sealpost/sealpost/appliance/store"
+	"github.com/sealpost/sealpost/internal/clocktest"
 	"github.com/sealpost/sealpost/mailer/smtptest"
 )
-
-// testClock is a clock a test moves while the queue runs.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-
-func (c *testClock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
 
 // sampleFor parses a sample bounce after putting to where it names from.
 func sampleFor(t *testing.T, file, from, to string) *DSN {
@@ -45,11 +35,11 @@ func sampleFor(t *testing.T, file, from, to string) *DSN {
 
 // sentNotification delivers one notification through a capture relay and
 // returns it with the envelope sender the relay saw: where its bounce goes.
-func sentNotification(t *testing.T) (*Queue, *testClock, Item, string) {
+func sentNotification(t *testing.T) (*Queue, *clocktest.Clock, Item, string) {
 	t.Helper()
 	relay := smtptest.Start(t, smtptest.Options{})
 	q := newTestQueue(openStore(t, t.TempDir()), relayFor(relay, "starttls"))
-	clock := &testClock{now: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
+	clock := clocktest.New(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
 	q.Now = clock.Now
 	id := enqueue(t, q, 1, "example.test")[0]
 	runQueue(t, q)
@@ -157,7 +147,7 @@ func TestRecordBounceWhichRecipient(t *testing.T) {
 func TestRecordBounceQueued(t *testing.T) {
 	t.Parallel()
 	q := newTestQueue(openStore(t, t.TempDir()), Relay{})
-	clock := &testClock{now: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
+	clock := clocktest.New(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
 	q.Now = clock.Now
 	id := enqueue(t, q, 1, "example.test")[0]
 	queued, _ := q.Get(id)

@@ -20,20 +20,8 @@ import (
 	"github.com/sealpost/sealpost/appliance/settings"
 	"github.com/sealpost/sealpost/appliance/store"
 	"github.com/sealpost/sealpost/appliance/store/storetest"
+	"github.com/sealpost/sealpost/internal/clocktest"
 )
-
-// clock is a settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // outbox keeps the notices the flows send, so a test can follow the links
 // and codes in them as a person would.
@@ -76,7 +64,7 @@ type env struct {
 	svc   *Service
 	st    *store.Store
 	trail *audit.Trail
-	clock *clock
+	clock *clocktest.Clock
 	mail  *outbox
 	admin User
 }
@@ -87,10 +75,10 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	st, keys := storetest.Open(t, t.TempDir())
 	var err error
-	c := &clock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
-	e := &env{st: st, trail: audit.New(keys, c.now), clock: c, mail: &outbox{}}
+	c := clocktest.New(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	e := &env{st: st, trail: audit.New(keys, c.Now), clock: c, mail: &outbox{}}
 	e.svc, err = New(context.Background(), Options{Store: st, Audit: e.trail, Notifier: e.mail, Logger: zerolog.Nop(),
-		Now: c.now, BaseURL: func() string { return "https://portal.test" }})
+		Now: c.Now, BaseURL: func() string { return "https://portal.test" }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +164,7 @@ func TestAdminSignInWithSecondFactor(t *testing.T) {
 	if _, _, err := e.svc.ConfirmTOTP(ctx, res.Token, "000000", "10.0.0.1"); fault.KindOf(err) != fault.Invalid {
 		t.Errorf("a wrong code: %v", err)
 	}
-	codes, full, err := e.svc.ConfirmTOTP(ctx, res.Token, code(t, enr.Secret, e.clock.now()), "10.0.0.1")
+	codes, full, err := e.svc.ConfirmTOTP(ctx, res.Token, code(t, enr.Secret, e.clock.Now()), "10.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,16 +182,16 @@ func TestAdminSignInWithSecondFactor(t *testing.T) {
 	}
 
 	// The next sign-in asks for a code; the one just used is refused (replay).
-	e.clock.add(10 * time.Second)
+	e.clock.Add(10 * time.Second)
 	half, err := e.svc.SignIn(ctx, "ADMIN@clinic.test", adminPassword, "10.0.0.1", "test")
 	if err != nil || half.Session.Stage != StageSecondFactor {
 		t.Fatalf("sign-in: %v, stage %q", err, half.Session.Stage)
 	}
-	if _, err := e.svc.SecondFactor(ctx, half.Token, code(t, enr.Secret, e.clock.now()), "10.0.0.1"); !errors.Is(err, ErrCode) {
+	if _, err := e.svc.SecondFactor(ctx, half.Token, code(t, enr.Secret, e.clock.Now()), "10.0.0.1"); !errors.Is(err, ErrCode) {
 		t.Errorf("a replayed code: %v", err)
 	}
-	e.clock.add(30 * time.Second)
-	done, err := e.svc.SecondFactor(ctx, half.Token, code(t, enr.Secret, e.clock.now()), "10.0.0.1")
+	e.clock.Add(30 * time.Second)
+	done, err := e.svc.SecondFactor(ctx, half.Token, code(t, enr.Secret, e.clock.Now()), "10.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +295,7 @@ func TestLockout(t *testing.T) {
 	if !e.hasAction(t, "user.lock") {
 		t.Error("no user.lock in the audit trail")
 	}
-	e.clock.add(16 * time.Minute)
+	e.clock.Add(16 * time.Minute)
 	e.signedIn(t, "admin@clinic.test", adminPassword)
 
 	// One client address failing against many accounts is stopped too.
@@ -326,23 +314,23 @@ func TestSessionExpiry(t *testing.T) {
 	ctx := context.Background()
 
 	idle := e.signedIn(t, "admin@clinic.test", adminPassword)
-	e.clock.add(29 * time.Minute)
+	e.clock.Add(29 * time.Minute)
 	if _, _, err := e.svc.Authenticate(ctx, idle.Token, "10.0.0.9"); err != nil {
 		t.Fatalf("after 29 idle minutes: %v", err)
 	}
-	e.clock.add(31 * time.Minute)
+	e.clock.Add(31 * time.Minute)
 	if _, _, err := e.svc.Authenticate(ctx, idle.Token, "10.0.0.9"); !errors.Is(err, ErrNoSession) {
 		t.Errorf("after 31 idle minutes: %v", err)
 	}
 
 	busy := e.signedIn(t, "admin@clinic.test", adminPassword)
 	for range 7 { // active every 20 minutes for 2 h 20 min
-		e.clock.add(20 * time.Minute)
+		e.clock.Add(20 * time.Minute)
 		_, _, err := e.svc.Authenticate(ctx, busy.Token, "10.0.0.9")
-		if e.clock.now().Sub(busy.Session.Created) <= 2*time.Hour && err != nil {
-			t.Fatalf("active session ended early at %v: %v", e.clock.now().Sub(busy.Session.Created), err)
+		if e.clock.Now().Sub(busy.Session.Created) <= 2*time.Hour && err != nil {
+			t.Fatalf("active session ended early at %v: %v", e.clock.Now().Sub(busy.Session.Created), err)
 		}
-		if e.clock.now().Sub(busy.Session.Created) > 2*time.Hour && !errors.Is(err, ErrNoSession) {
+		if e.clock.Now().Sub(busy.Session.Created) > 2*time.Hour && !errors.Is(err, ErrNoSession) {
 			t.Fatalf("session outlived its lifetime: %v", err)
 		}
 	}
@@ -419,7 +407,7 @@ func TestInvitationLevels(t *testing.T) {
 	if _, err := e.svc.ConfirmCode(ctx, link, "000000", "10.0.0.1", "test"); FieldErrors(err).For("code") == "" && c != "000000" {
 		t.Errorf("wrong code: %v", err)
 	}
-	e.clock.add(11 * time.Minute)
+	e.clock.Add(11 * time.Minute)
 	if _, err := e.svc.ConfirmCode(ctx, link, c, "10.0.0.1", "test"); FieldErrors(err).For("code") == "" {
 		t.Errorf("expired code: %v", err)
 	}
@@ -509,7 +497,7 @@ func TestInviteRulesAndQuota(t *testing.T) {
 	if _, err := e.svc.Invite(ctx, pro.ID, Invite{Email: "g9@outside.test", Role: RoleGuest}); fault.KindOf(err) != fault.TooLarge {
 		t.Errorf("over the quota: %v", err)
 	}
-	e.clock.add(8 * 24 * time.Hour)
+	e.clock.Add(8 * 24 * time.Hour)
 	if _, err := e.svc.Invite(ctx, pro.ID, Invite{Email: "g9@outside.test", Role: RoleGuest}); err != nil {
 		t.Errorf("a new period: %v", err)
 	}
@@ -572,7 +560,7 @@ func TestPasswordReset(t *testing.T) {
 	// Expired after its lifetime; break-glass link without mail.
 	e.svc.StartPasswordReset(ctx, "admin@clinic.test", "")
 	link = tokenOf(t, e.mail.last(t, "password_reset", "admin@clinic.test").Link)
-	e.clock.add(4*time.Hour + time.Minute)
+	e.clock.Add(4*time.Hour + time.Minute)
 	if _, err := e.svc.CheckResetLink(link); fault.KindOf(err) != fault.NotFound {
 		t.Errorf("an expired link: %v", err)
 	}
@@ -729,7 +717,7 @@ func TestSecondFactorRequiredLater(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := e.svc.ConfirmTOTP(ctx, res.Token, code(t, enr.Secret, e.clock.now()), "10.0.0.9"); err != nil {
+	if _, _, err := e.svc.ConfirmTOTP(ctx, res.Token, code(t, enr.Secret, e.clock.Now()), "10.0.0.9"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.svc.StartTOTP(ctx, e.admin.ID, "Clinic"); err != errTOTPOn {

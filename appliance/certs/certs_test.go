@@ -82,24 +82,6 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// clock is a settable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
 // eventually polls cond every 10 ms for up to 10 s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/sealpost/sealpost/internal/clocktest"
 	"golang.org/x/crypto/acme/autocert"
 )
 
@@ -134,7 +135,7 @@ func TestSelfSignedNames(t *testing.T) {
 func TestSelfSignedRenewed(t *testing.T) {
 	t.Parallel()
 	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	clk := &clock{t: start}
+	clk := clocktest.New(start)
 	cache := autocert.DirCache(t.TempDir())
 	cfg := Config{Hostname: "mail.example.org", Cache: cache, Logger: zerolog.Nop(), now: clk.Now}
 	m := openSelfSigned(t, cfg)

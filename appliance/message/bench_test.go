@@ -97,7 +97,7 @@ func BenchmarkInboxPage(b *testing.B) {
 	}
 	// A few sent the ordinary way, on top.
 	for range 5 {
-		e.clock.add(time.Second)
+		e.clock.Add(time.Second)
 		ids = append(ids, e.send(b, alice, Draft{To: "bob@clinic.test", Subject: "Through Send", Body: "<p>x</p>"}))
 	}
 	build := time.Since(t0)

@@ -23,21 +23,8 @@ import (
 	"github.com/sealpost/sealpost/appliance/settings"
 	"github.com/sealpost/sealpost/appliance/store"
 	"github.com/sealpost/sealpost/appliance/store/storetest"
+	"github.com/sealpost/sealpost/internal/clocktest"
 )
-
-// testClock is a settable clock; tests move it instead of sleeping.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-func (c *testClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // outbox is the mailer as the domains see it: it keeps every notice of a
 // transaction that committed, so tests see what would really be mailed.
@@ -116,7 +103,7 @@ type env struct {
 	svc      *Service
 	blobs    *attachment.Blobs
 	blobDir  string
-	clock    *testClock
+	clock    *clocktest.Clock
 	mail     *outbox
 	admin    account.User
 }
@@ -133,11 +120,11 @@ func newEnv(t testing.TB) *env {
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, keys := storetest.Open(t, dir)
-	e := &env{dir: dir, st: st, keys: keys, clock: &testClock{t: start}, mail: &outbox{}, blobDir: filepath.Join(dir, "blobs")}
-	e.trail = audit.New(keys, e.clock.now)
+	e := &env{dir: dir, st: st, keys: keys, clock: clocktest.New(start), mail: &outbox{}, blobDir: filepath.Join(dir, "blobs")}
+	e.trail = audit.New(keys, e.clock.Now)
 	var err error
 	e.accounts, err = account.New(ctx, account.Options{Store: st, Audit: e.trail, Notifier: e.mail, Logger: zerolog.Nop(),
-		Now: e.clock.now, BaseURL: func() string { return baseURL }})
+		Now: e.clock.Now, BaseURL: func() string { return baseURL }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +132,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	e.svc = New(Options{Store: st, Keys: keys, Blobs: e.blobs, Accounts: e.accounts, Audit: e.trail, Notifier: e.mail,
-		Logger: zerolog.Nop(), BaseURL: func() string { return baseURL }, Now: e.clock.now})
+		Logger: zerolog.Nop(), BaseURL: func() string { return baseURL }, Now: e.clock.Now})
 	err = st.Update(ctx, func(tx *store.Tx) error {
 		e.admin, err = e.accounts.CreateAdmin(ctx, tx, "admin@clinic.test", "Ada Admin", testPassword)
 		return err

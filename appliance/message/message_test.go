@@ -140,7 +140,7 @@ func TestSendOpenRoundTrip(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e.clock.add(time.Minute) // the newest is listed first
+			e.clock.Add(time.Minute) // the newest is listed first
 			subject := "Results " + tt.name
 			id := e.send(t, alice, Draft{To: "Bob To <BOB@clinic.test>", Cc: "carol@clinic.test", Bcc: "dave@clinic.test; erin@outside.test",
 				Subject: subject, Body: tt.body, Format: tt.format})
@@ -234,7 +234,7 @@ func TestCountsFollowFolders(t *testing.T) {
 	bob := e.pro(t, "bob@clinic.test", "Bob")
 	var m [3]string
 	for i := range m {
-		e.clock.add(time.Minute)
+		e.clock.Add(time.Minute)
 		m[i] = e.send(t, alice, Draft{To: "bob@clinic.test", Body: "<p>hi</p>"})
 	}
 	steps := []struct {
@@ -753,7 +753,7 @@ func TestSendOptionBounds(t *testing.T) {
 		t.Errorf("a disabled user sends: %v", err)
 	}
 	e.wantCounts(t, bob, nil)
-	now := e.clock.now()
+	now := e.clock.Now()
 	day := 24 * time.Hour
 
 	tests := []struct {
@@ -869,10 +869,10 @@ func TestDeliverySlip(t *testing.T) {
 
 	d := e.draft(t, alice, Draft{To: "bob@clinic.test", Cc: "carol@clinic.test", Subject: "Slip", Body: "x", ReadNotify: true}, file{"f.bin", "", []byte("123")})
 	id := e.send(t, alice, d)
-	e.clock.add(time.Minute)
-	first := e.clock.now()
+	e.clock.Add(time.Minute)
+	first := e.clock.Now()
 	v := e.open(t, bob, id)
-	e.clock.add(time.Minute)
+	e.clock.Add(time.Minute)
 	e.open(t, bob, id)
 	e.open(t, alice, id) // the sender's own reading is no opening
 	if _, _, err := e.download(bob.ID, id, v.Attachments[0].ID); err != nil {
@@ -888,7 +888,7 @@ func TestDeliverySlip(t *testing.T) {
 	}
 	b, c := slip[0], slip[1]
 	if b.Address != "bob@clinic.test" || b.Kind != RoleTo || b.Opens != 2 || !b.FirstOpened.Equal(first) ||
-		len(b.Downloads) != 1 || b.Downloads[0].Attachment != v.Attachments[0].ID || !b.Downloads[0].At.Equal(e.clock.now()) ||
+		len(b.Downloads) != 1 || b.Downloads[0].Attachment != v.Attachments[0].ID || !b.Downloads[0].At.Equal(e.clock.Now()) ||
 		b.Notification == "" || !b.Notified.Equal(start) || b.Delivery != "delivered" || !b.DeliveryAt.Equal(start.Add(time.Hour)) {
 		t.Errorf("bob's line %+v", b)
 	}
@@ -964,7 +964,7 @@ func TestRecall(t *testing.T) {
 	for _, u := range []account.User{bob, carol, alice} {
 		v := e.open(t, u, id)
 		if v.Gone != "recalled" || v.RecallReason != "Sent to the wrong people" || v.Subject != "Quarterly figures" ||
-			len(v.Attachments) != 0 || v.CanReply || v.CanForward || v.CanDownload || v.CanRecall || !v.GoneAt.Equal(e.clock.now()) {
+			len(v.Attachments) != 0 || v.CanReply || v.CanForward || v.CanDownload || v.CanRecall || !v.GoneAt.Equal(e.clock.Now()) {
 			t.Errorf("%s opens the recalled message: %+v", u.Email, v)
 		}
 		if _, _, err := e.svc.Body(u.ID, id); err == nil {
@@ -1038,17 +1038,17 @@ func TestExpiry(t *testing.T) {
 	ctx := context.Background()
 	alice := e.pro(t, "alice@clinic.test", "Alice")
 	bob := e.pro(t, "bob@clinic.test", "Bob")
-	expires := e.clock.now().Add(2 * time.Hour)
+	expires := e.clock.Now().Add(2 * time.Hour)
 	d := e.draft(t, alice, Draft{To: "bob@clinic.test", Subject: "Short-lived", Body: "x", Expires: expires}, file{"a", "", []byte("abc")})
 	id := e.send(t, alice, d)
-	e.clock.add(time.Second)
+	e.clock.Add(time.Second)
 	keep := e.send(t, alice, Draft{To: "bob@clinic.test", Subject: "Long-lived", Body: "y", Expires: expires.Add(24 * time.Hour)})
 	att := e.open(t, bob, id).Attachments[0].ID
 
 	if n, p, err := e.svc.Sweep(ctx); err != nil || n != 0 || p != 0 {
 		t.Fatalf("an early sweep: %d %d %v", n, p, err)
 	}
-	e.clock.add(2*time.Hour + time.Second)
+	e.clock.Add(2*time.Hour + time.Second)
 
 	// Expired before the sweeper came: no content already.
 	check := func(when string) {
@@ -1124,9 +1124,9 @@ func TestTrashSweep(t *testing.T) {
 	}()
 
 	e.apply(t, bob, MoveTrash, id)
-	e.clock.add(10 * day)
+	e.clock.Add(10 * day)
 	e.apply(t, alice, MoveTrash, id, d.ID)
-	e.clock.add(20*day + time.Minute) // bob's copy is 30 days in the trash, alice's 20
+	e.clock.Add(20*day + time.Minute) // bob's copy is 30 days in the trash, alice's 20
 
 	if _, p, err := e.svc.Sweep(ctx); err != nil || p != 1 {
 		t.Fatalf("sweep: %d purged, %v", p, err)
@@ -1143,7 +1143,7 @@ func TestTrashSweep(t *testing.T) {
 		t.Errorf("purge events %+v", ev)
 	}
 
-	e.clock.add(10 * day)
+	e.clock.Add(10 * day)
 	if _, p, err := e.svc.Sweep(ctx); err != nil || p != 2 {
 		t.Fatalf("the second sweep: %d purged, %v", p, err)
 	}
@@ -1173,7 +1173,7 @@ func TestPagination(t *testing.T) {
 	var sent []string // oldest first
 	for i := range total {
 		if i%7 != 0 { // some share a date: the id breaks the tie
-			e.clock.add(time.Second)
+			e.clock.Add(time.Second)
 		}
 		sent = append(sent, e.send(t, alice, Draft{To: "bob@clinic.test", Subject: "n" + itoa(i), Body: "x"}))
 	}
@@ -1278,7 +1278,7 @@ func TestDrafts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.clock.add(time.Minute)
+	e.clock.Add(time.Minute)
 	again, err := e.svc.SaveDraft(ctx, alice.ID, Draft{ID: id, To: "bob@clinic.test", Bcc: "carol@clinic.test", Subject: "Second try",
 		Body: "plain", Format: FormatText, ReadNotify: true, Passcode: "blue-harbour"})
 	if err != nil || again != id {
@@ -1289,7 +1289,7 @@ func TestDrafts(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.ID != id || got.To != "bob@clinic.test" || got.Bcc != "carol@clinic.test" || got.Subject != "Second try" || got.Body != "plain" ||
-		got.Format != FormatText || !got.ReadNotify || got.Passcode != "blue-harbour" || !got.Saved.Equal(e.clock.now()) {
+		got.Format != FormatText || !got.ReadNotify || got.Passcode != "blue-harbour" || !got.Saved.Equal(e.clock.Now()) {
 		t.Errorf("draft %+v", got)
 	}
 	e.wantCounts(t, alice, map[Folder]Counts{Drafts: {1, 0}})
