@@ -32,6 +32,8 @@ import (
 
 	"github.com/sealpost/sealpost/appliance/fault"
 	"github.com/sealpost/sealpost/appliance/keyring"
+
+	"github.com/sealpost/sealpost/appliance/atomicfile"
 )
 
 const (
@@ -76,7 +78,7 @@ type Blobs struct {
 // never that old.
 func OpenBlobs(dir string) (*Blobs, error) {
 	b := &Blobs{dir: filepath.Clean(dir), shards: make(map[string]bool)}
-	if err := mkdirSync(b.dir); err != nil {
+	if err := atomicfile.MkdirAll(b.dir); err != nil {
 		return nil, fmt.Errorf("make blob directory %s: %w", dir, err)
 	}
 	if err := b.removeStale(time.Now().Add(-staleAge)); err != nil {
@@ -178,7 +180,7 @@ func (b *Blobs) shard(id string) error {
 	if err := os.Mkdir(filepath.Join(b.dir, name), dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("make blob directory: %w", err)
 	}
-	if err := syncDir(b.dir); err != nil {
+	if err := atomicfile.SyncDir(b.dir); err != nil {
 		return fmt.Errorf("sync blob directory: %w", err)
 	}
 	b.shards[name] = true
@@ -258,7 +260,7 @@ func (b *Blobs) Remove(id string) error {
 		}
 		return fmt.Errorf("remove blob %s: %w", id, err)
 	}
-	if err := syncDir(filepath.Dir(p)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(p)); err != nil {
 		return fmt.Errorf("remove blob %s: sync directory: %w", id, err)
 	}
 	return nil
@@ -295,31 +297,4 @@ func (b *Blobs) Verify(id string, key *keyring.DataKey) error {
 		return fmt.Errorf("verify blob %s: %w", id, err)
 	}
 	return nil
-}
-
-// mkdirSync makes dir (0700) if it is missing and fsyncs its parent.
-func mkdirSync(dir string) error {
-	info, err := os.Stat(dir)
-	if err == nil {
-		if !info.IsDir() {
-			return fmt.Errorf("%s is not a directory", dir)
-		}
-		return nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if err := os.MkdirAll(dir, dirMode); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(dir))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

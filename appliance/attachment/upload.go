@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/sealpost/sealpost/appliance/keyring"
+
+	"github.com/sealpost/sealpost/appliance/atomicfile"
 )
 
 // Upload is a blob being written: a .part file that holds the header and
@@ -147,7 +149,7 @@ func (u *Upload) commit() error {
 	if err := os.Rename(u.part, u.final); err != nil {
 		return fmt.Errorf("commit blob: %w", err)
 	}
-	if err := syncDir(u.dir); err != nil {
+	if err := atomicfile.SyncDir(u.dir); err != nil {
 		// The rename may not survive a crash, and the caller will not
 		// record the blob: take it away now rather than leave an orphan.
 		os.Remove(u.final)

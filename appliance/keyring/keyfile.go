@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -90,7 +89,7 @@ func createKeyFile(path string) ([]byte, error) {
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("make master key: %w", err)
 	}
-	if err := mkdirAllSync(filepath.Dir(path)); err != nil {
+	if err := atomicfile.MkdirAll(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("create directory for key file %s: %w", path, err)
 	}
 	content := []byte(keyFileHeader + "\n" + base64.StdEncoding.EncodeToString(key) + "\n")
@@ -110,39 +109,4 @@ func keyID(master []byte) [keyIDSize]byte {
 	var id [keyIDSize]byte
 	copy(id[:], m.Sum(nil))
 	return id
-}
-
-// mkdirAllSync creates dir and any missing parents with mode 0700, and
-// fsyncs the parent of each directory it creates.
-func mkdirAllSync(dir string) error {
-	dir = filepath.Clean(dir)
-	info, err := os.Stat(dir)
-	if err == nil {
-		if !info.IsDir() {
-			return fmt.Errorf("%s is not a directory", dir)
-		}
-		return nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	parent := filepath.Dir(dir)
-	if parent != dir {
-		if err := mkdirAllSync(parent); err != nil {
-			return err
-		}
-	}
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return err
-	}
-	return syncDir(parent)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

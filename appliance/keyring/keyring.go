@@ -266,7 +266,7 @@ func create(path string, master []byte) (*Keyring, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := mkdirAllSync(filepath.Dir(path)); err != nil {
+	if err := atomicfile.MkdirAll(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("create data directory %s: %w", filepath.Dir(path), err)
 	}
 	if err := k.persist(s); err != nil {
