@@ -41,7 +41,7 @@ func (s *Service) fillMailbox(ctx context.Context, sender, rcpt account.User, n 
 				r := s.blankRecord(sender, newID())
 				r.Draft, r.Sent, r.Created, r.Format = false, date, date, FormatHTML
 				r.Recipients = []Participant{{UserID: rcpt.ID, Address: rcpt.Email, Name: rcpt.Name, Kind: RoleTo}}
-				sealed := sealContent(dk, &r, fmt.Sprintf("Message number %d", i), body)
+				sealed := sealContent(dk, &r, fmt.Sprintf("Message number %d", i), body, body)
 				if err := tx.Put(dataKeyKey(r.ID), wrapped); err != nil {
 					return err
 				}

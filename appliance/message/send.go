@@ -164,14 +164,15 @@ func (s *Service) checkOptions(d *Draft, set settings.Settings) []account.FieldE
 }
 
 // sealContent seals a draft's subject, preview and body into r and returns
-// the body record.
-func sealContent(dk *keyring.DataKey, r *record, subject, body string) []byte {
+// the body record. The preview is made from written, the text as the
+// sender wrote it (without the disclaimer).
+func sealContent(dk *keyring.DataKey, r *record, subject, body, written string) []byte {
 	r.Subject = dk.Seal([]byte(subject), aad(r.ID, "subject"))
 	var text string
 	if r.Format == FormatHTML {
-		text = htmlbody.Excerpt(body, 160)
+		text = htmlbody.Excerpt(written, 160)
 	} else {
-		text = excerptText(body, 160)
+		text = excerptText(written, 160)
 	}
 	r.Preview = dk.Seal([]byte(text), aad(r.ID, "preview"))
 	r.BodySize = len(body)
@@ -280,7 +281,8 @@ func (s *Service) writeDraft(tx *store.Tx, r record, dk *keyring.DataKey, old *e
 		r.Passcode = dk.Seal([]byte(d.Passcode), aad(r.ID, "passcode"))
 	}
 	r.Created = s.now().UTC()
-	body := sealContent(dk, &r, d.Subject, cleanBody(d.Format, d.Body))
+	clean := cleanBody(d.Format, d.Body)
+	body := sealContent(dk, &r, d.Subject, clean, clean)
 	if err := store.PutJSON(tx, recordKey(r.ID), r); err != nil {
 		return err
 	}
@@ -396,6 +398,7 @@ func (s *Service) Send(ctx context.Context, uid string, d Draft) (SendResult, er
 			return err
 		}
 		errs = append(errs, rerrs...)
+		errs = append(errs, keptAmongParticipants(parent, sender, rcpts)...)
 		if err := invalid(errs); err != nil {
 			return err
 		}
@@ -470,6 +473,25 @@ func (s *Service) resolve(tx *store.Tx, sender account.User, group account.Group
 		errs = append(errs, account.FieldError{Field: "to", Message: msg})
 	}
 	return out, errs, newAddrs, nil
+}
+
+// keptAmongParticipants: a reply to a message its sender does not allow
+// to be forwarded goes only to that message's sender and recipients, or the
+// reply would forward the quoted text.
+func keptAmongParticipants(parent *record, sender account.User, rcpts []recipient) []account.FieldError {
+	if parent == nil || !parent.Restrict.NoForward || parent.SenderID == sender.ID {
+		return nil
+	}
+	var outside []string
+	for _, rc := range rcpts {
+		if rc.UserID != parent.SenderID && !slices.ContainsFunc(parent.Recipients, func(p Participant) bool { return p.UserID != "" && p.UserID == rc.UserID }) {
+			outside = append(outside, rc.Address)
+		}
+	}
+	if len(outside) == 0 {
+		return nil
+	}
+	return []account.FieldError{{Field: "to", Message: "The sender does not allow their message to be forwarded, so reply only to its sender and recipients; remove " + strings.Join(outside, ", ") + "."}}
 }
 
 // mayWrite is the rule for guests (SPEC §5): reply to a message's
@@ -550,8 +572,9 @@ func (s *Service) deliver(ctx context.Context, tx *store.Tx, set settings.Settin
 		r.Recipients = append(r.Recipients, rc.Participant)
 	}
 	subject := d.Subject
-	body := withDisclaimer(d.Format, cleanBody(d.Format, d.Body), set.Notifications.Disclaimer)
-	sealedBody := sealContent(dk, &r, subject, body)
+	written := cleanBody(d.Format, d.Body)
+	body := withDisclaimer(d.Format, written, set.Notifications.Disclaimer)
+	sealedBody := sealContent(dk, &r, subject, body, written)
 	if err := shareSent(tx, sender, &r); err != nil {
 		return err
 	}

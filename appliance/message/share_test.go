@@ -2,6 +2,7 @@ package message
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/sealpost/sealpost/appliance/account"
@@ -72,5 +73,49 @@ func TestSharedSent(t *testing.T) {
 	}
 	if p, _ := e.svc.List(eve.ID, Shared, ""); len(p.Items) != 0 {
 		t.Errorf("another domain's Shared folder holds %d", len(p.Items))
+	}
+}
+
+// TestNoForwardKeepsRepliesAmongParticipants: replying to a message its
+// sender does not allow to be forwarded, with someone new added, would
+// forward the quoted text; it is refused, naming the address, and the
+// reply to the participants goes.
+func TestNoForwardKeepsRepliesAmongParticipants(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	ann := e.pro(t, "ann@clinic.test", "Ann")
+	bob := e.pro(t, "bob@clinic.test", "Bob")
+	cat := e.pro(t, "cat@clinic.test", "Cat")
+	id := e.send(t, ann, Draft{To: bob.Email, Subject: "Confidential", Body: "<p>only for Bob</p>", Restrict: Restrictions{NoForward: true}})
+	draft, err := e.svc.Respond(ctx, bob.ID, id, KindReply, "", func(View) string { return "today" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.svc.Draft(bob.ID, draft)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.To += ", " + cat.Email
+	_, err = e.svc.Send(ctx, bob.ID, d)
+	if msg := fieldError(err)("to"); !strings.Contains(msg, cat.Email) || !strings.Contains(msg, "forwarded") {
+		t.Fatalf("a reply that adds Cat: %v (to: %q)", err, msg)
+	}
+	if p, _ := e.svc.List(cat.ID, Inbox, ""); len(p.Items) != 0 {
+		t.Errorf("Cat got %d messages", len(p.Items))
+	}
+	d.To = ann.Email
+	if _, err := e.svc.Send(ctx, bob.ID, d); err != nil {
+		t.Errorf("the reply to Ann alone: %v", err)
+	}
+	// The sender is bound by nothing.
+	own, err := e.svc.Respond(ctx, ann.ID, id, KindReply, "", func(View) string { return "today" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ = e.svc.Draft(ann.ID, own)
+	d.To = cat.Email
+	if _, err := e.svc.Send(ctx, ann.ID, d); err != nil {
+		t.Errorf("Ann replying to her own message to Cat: %v", err)
 	}
 }
