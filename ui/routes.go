@@ -67,11 +67,15 @@ func (s *Server) routes() {
 	if s.opts.Messages != nil {
 		e.GET("/preferences", s.preferencesForm, signedIn)
 		e.POST("/preferences", s.preferences, signedIn)
+		// A signed-in user sends and saves at a person's pace; a stolen
+		// session or a runaway script gets 429 instead of flooding.
+		sendLimit := perUserLimit(rate.Every(2*time.Second), 30)
+		saveLimit := perUserLimit(2, 20)
 		m := e.Group("/mail", signedIn)
 		m.GET("", s.mailHome)
 		m.GET("/compose", s.composeForm)
-		m.POST("/compose", s.compose)
-		m.POST("/autosave", s.autosave)
+		m.POST("/compose", s.compose, sendLimit)
+		m.POST("/autosave", s.autosave, saveLimit)
 		m.POST("/bulk", s.bulk)
 		m.GET("/events", s.events)
 		m.GET("/m/:id", s.readMessage)
@@ -102,6 +106,23 @@ func (s *Server) routes() {
 	admin.POST("/groups/:id", s.saveGroup)
 	admin.GET("/registration", s.registration)
 	admin.POST("/registration", s.registrationAction)
+}
+
+// perUserLimit allows a signed-in user n requests per second after a
+// burst, then answers 429.
+func perUserLimit(n rate.Limit, burst int) echo.MiddlewareFunc {
+	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
+		Store: middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
+			Rate: n, Burst: burst, ExpiresIn: 15 * time.Minute,
+		}),
+		IdentifierExtractor: func(c echo.Context) (string, error) {
+			_, u, _ := current(c)
+			return u.ID, nil
+		},
+		DenyHandler: func(c echo.Context, _ string, _ error) error {
+			return echo.NewHTTPError(http.StatusTooManyRequests, "You are sending very fast. Wait a minute, then go back and try again.")
+		},
+	})
 }
 
 // perClientLimit allows a client address n requests per second after a
