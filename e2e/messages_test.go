@@ -425,9 +425,13 @@ func TestBrowserPortalPreferences(t *testing.T) {
 	if sig := pageText(t, pat, "#editarea"); !strings.Contains(sig, "Example Clinic") {
 		t.Errorf("a new message starts with %q, not the signature", sig)
 	}
+	f.do(pat, "Pat types a subject and the draft saves itself",
+		chromedp.SendKeys(chromedp.ID("subject"), "Appointment"),
+		chromedp.Poll[chromedp.Void](`document.getElementById("saved").innerText.startsWith("Draft saved")`),
+		chromedp.Poll[chromedp.Void](`document.querySelector('[data-count="drafts"]').innerText === "1"`),
+	)
 	f.do(pat, "Pat sends a message to an outside address",
 		chromedp.SendKeys(chromedp.ID("to"), guestEmail),
-		chromedp.SendKeys(chromedp.ID("subject"), "Appointment"),
 		chromedp.Click(chromedp.ID("send")),
 		chromedp.WaitVisible(chromedp.ID("confirmsend")),
 		chromedp.Click(chromedp.ID("confirmsend")),
@@ -453,6 +457,26 @@ func TestBrowserPortalPreferences(t *testing.T) {
 		chromedp.KeyEvent("o"),
 		chromedp.WaitVisible(chromedp.ID("slip")),
 	)
+	f.do(pat, "Pat selects every sent message and deletes them",
+		chromedp.Navigate(base+"/mail/sent"),
+		chromedp.WaitVisible(chromedp.ID("selectall")),
+		chromedp.Click(chromedp.ID("selectall")),
+		chromedp.Click(chromedp.CSS(`#bulk button[value="trash"]`)),
+		chromedp.WaitVisible(chromedp.CSS(".flash")),
+	)
+	if flash := pageText(t, pat, ".flash"); !strings.Contains(flash, "trash") {
+		t.Errorf("after deleting, the flash says %q", flash)
+	}
+	f.do(pat, "Pat restores them from the trash",
+		chromedp.Navigate(base+"/mail/trash"),
+		chromedp.WaitVisible(chromedp.ID("selectall")),
+		chromedp.Click(chromedp.ID("selectall")),
+		chromedp.Click(chromedp.CSS(`#bulk button[value="restore"]`)),
+		chromedp.WaitVisible(chromedp.CSS(".flash")),
+	)
+	if n, _ := chromedp.Run(pat, chromedp.Evaluate[int](`document.querySelectorAll("#messages li").length`)); n != 0 {
+		t.Errorf("the trash still holds %d after restoring", n)
+	}
 	f.do(pat, "Pat's portal on a phone",
 		chromedp.EmulateViewport(390, 844),
 		chromedp.Navigate(base+"/mail/sent"),
