@@ -505,3 +505,73 @@ func mustZone(t *testing.T, name string) *time.Location {
 	}
 	return loc
 }
+
+// TestBrowserSharedSent: the administrator lets the clinic's users read
+// each other's sent messages (a registration filter); Quinn then finds
+// Pat's message in Shared sent, read-only.
+func TestBrowserSharedSent(t *testing.T) {
+	t.Parallel()
+	f := newFlow(t, 220)
+	a := newAppliance(t)
+	a.setLevel(t, "1")
+	admin := browser(t)
+	a.signInAdmin(t, f, admin)
+	f.do(admin, "the administrator shares sent messages within the clinic",
+		chromedp.Navigate(a.base+"/admin/registration"),
+		chromedp.WaitVisible(chromedp.ID("pattern")),
+		chromedp.SendKeys(chromedp.ID("pattern"), "clinic.example.test"),
+		chromedp.Click(chromedp.CSS(`input[name="share_sent"]`)),
+		chromedp.Click(chromedp.CSS(`form input[value="save_filter"] ~ .actions button`)),
+		chromedp.WaitVisible(chromedp.CSS(".flash")),
+	)
+	f.shot(admin, "shared-filter")
+	register := func(email, name, password string, n int) context.Context {
+		a.invite(t, f, admin, "invite-"+strings.Split(email, "@")[0], email, name, "professional", "")
+		ctx := browser(t)
+		f.do(ctx, name+" registers",
+			chromedp.Navigate(mailLink(t, a.relay, email, "register", n)),
+			chromedp.WaitVisible(chromedp.ID("register")),
+			chromedp.SetValue(chromedp.ID("password"), password),
+			chromedp.SetValue(chromedp.ID("confirm"), password),
+			chromedp.Click(chromedp.ID("register")),
+			chromedp.WaitVisible(chromedp.CSS(".mailnav")),
+		)
+		return ctx
+	}
+	pat := register(patEmail, "Pat Professional", patPassword, 1)
+	quinn := register("quinn@clinic.example.test", "Quinn Colleague", "meadow copper signal harbour", 2)
+	base := origin(t, mailLink(t, a.relay, patEmail, "register", 1))
+	f.do(pat, "Pat sends a message",
+		chromedp.Navigate(base+"/mail/compose"),
+		chromedp.WaitVisible(chromedp.ID("editarea")),
+		chromedp.SendKeys(chromedp.ID("to"), guestEmail),
+		chromedp.SendKeys(chromedp.ID("subject"), secretSubject),
+		chromedp.Click(chromedp.ID("editarea")),
+		chromedp.SendKeys(chromedp.ID("editarea"), secretText),
+		chromedp.Click(chromedp.ID("send")),
+		chromedp.WaitVisible(chromedp.ID("confirmsend")),
+		chromedp.Click(chromedp.ID("confirmsend")),
+		chromedp.WaitVisible(chromedp.ID("slip")),
+	)
+	f.do(quinn, "Quinn opens Shared sent",
+		chromedp.Navigate(base+"/mail/inbox"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-folder="shared"]`)),
+		chromedp.Click(chromedp.CSS(`[data-folder="shared"]`)),
+		chromedp.WaitVisible(chromedp.ID("messages")),
+	)
+	if row := pageText(t, quinn, "#messages li"); !strings.Contains(row, "Pat Professional") || !strings.Contains(row, secretSubject) {
+		t.Errorf("Quinn's Shared sent row says %q", row)
+	}
+	f.shot(quinn, "shared-list")
+	f.do(quinn, "Quinn reads Pat's message",
+		chromedp.Click(chromedp.CSS("#messages a.open")),
+		chromedp.WaitVisible(chromedp.ID("body")),
+	)
+	if body := frameText(t, f, quinn); !strings.Contains(body, secretText) {
+		t.Errorf("Quinn reads %q", body)
+	}
+	if n, _ := chromedp.Run(quinn, chromedp.Evaluate[int](`document.querySelectorAll("#reply, #forward, #delete, #recall, #slip").length`)); n != 0 {
+		t.Errorf("a colleague's shared view offers %d of reply, forward, delete, recall or the slip", n)
+	}
+	f.shot(quinn, "shared-read")
+}
