@@ -255,6 +255,19 @@ func TestBrowserMessages(t *testing.T) {
 	}
 	f.shot(pat, "pat-slip-opened")
 
+	f.do(pat, "Pat opens the print view",
+		chromedp.Click(chromedp.ID("print")),
+		chromedp.WaitVisible(chromedp.ID("printview")),
+	)
+	if h := pageText(t, pat, "#printview h1"); h != secretSubject {
+		t.Errorf("the print view's heading is %q", h)
+	}
+	f.shot(pat, "pat-print")
+	f.do(pat, "Pat goes back to the message",
+		chromedp.Navigate(base+msgPath),
+		chromedp.WaitVisible(chromedp.ID("slip")),
+	)
+
 	// Recall: the guest keeps the subject and the reason, nothing else.
 	f.do(pat, "Pat recalls the message",
 		chromedp.Click(chromedp.CSS("#recall summary")),

@@ -381,6 +381,7 @@ func (s *Server) compose(c echo.Context) error {
 		return err
 	}
 	tokenSeen := false
+	var textBytes int64 // of the form's fields, files apart
 	ct, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
 	if ct == "multipart/form-data" {
 		mr, err := c.Request().MultipartReader()
@@ -397,9 +398,12 @@ func (s *Server) compose(c echo.Context) error {
 			}
 			name := part.FormName()
 			if part.FileName() == "" {
-				v, err := io.ReadAll(io.LimitReader(part, 4<<20))
+				v, err := io.ReadAll(io.LimitReader(part, maxFormText-textBytes+1))
 				if err != nil {
 					return echo.NewHTTPError(http.StatusBadRequest, "The upload was interrupted. Try again.")
+				}
+				if textBytes += int64(len(v)); textBytes > maxFormText {
+					return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "The message text is too long; send long documents as attachments.")
 				}
 				if err := bodyToken(c, name, string(v), tokenSeen); err != nil {
 					return err
@@ -526,6 +530,11 @@ func (s *Server) compose(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, "Send the message or save the draft.")
 	}
 }
+
+// maxFormText bounds the compose form's fields together (files apart):
+// the text limit (messages.max_body_kb, at most 20 MiB) and room for the
+// rest.
+const maxFormText = 24 << 20
 
 // draftFrom reads the compose form's fields.
 func (s *Server) draftFrom(f map[string]string, pr prefs.Prefs) (message.Draft, error) {
