@@ -87,6 +87,11 @@ func commands() []command {
 			"Makes the notification due at once; a failed one goes back into the queue.", runControl("queue retry")},
 		{"queue drop", "[--config FILE] ID", "Remove a notification from the queue.",
 			"Deletes a queued or failed notification and its message. The change is audited.", runControl("queue drop")},
+		{"store compact", "[--config FILE]", "Rewrite the store, dropping deleted records.",
+			"Compacts the encrypted store so that deleted and overwritten records, such as the keys of\n" +
+				"recalled and expired messages, are gone from its files too, not only unreachable.\n" +
+				"Writes pause for a moment while it starts. Prints the store's size before and after;\n" +
+				"the run is audited.", runControl("store compact")},
 		{"setup", "[--config FILE] --answers FILE", "Run first-run setup from an answers file.",
 			"Applies the wizard's answers (TOML: [organization], [branding], [admin], [mail], [inbound])\n" +
 				"with the same checks as the web wizard: every problem is listed with its key and\n" +

@@ -298,6 +298,12 @@ func TestBrowserMessages(t *testing.T) {
 	if strings.Contains(recallNotice, secretSubject) || strings.Contains(recallNotice, "wrong patient") {
 		t.Errorf("the recall notice carries content:\n%s", recallNotice)
 	}
+
+	// The operator drops the recalled key's old versions from the files.
+	out, errOut, code := runCLI(t, a.l.env(), "store", "compact", "--config", "/dev/null")
+	if code != 0 || !strings.Contains(out, "Store compacted") {
+		t.Errorf("sealpost store compact: exit %d\n%s%s", code, out, errOut)
+	}
 }
 
 var (
