@@ -69,7 +69,7 @@ func (s *Server) routes() {
 		e.POST("/preferences", s.preferences, signedIn)
 		// A signed-in user sends and saves at a person's pace; a stolen
 		// session or a runaway script gets 429 instead of flooding.
-		sendLimit := perUserLimit(rate.Every(2*time.Second), 30)
+		sendLimit := perUserLimit(rate.Every(2*time.Second), 60)
 		saveLimit := perUserLimit(2, 20)
 		m := e.Group("/mail", signedIn)
 		m.GET("", s.mailHome)
