@@ -145,11 +145,27 @@ func (q *Queue) Enqueue(ctx context.Context, kind Kind, env Envelope, msg []byte
 // flow that sends it and the notification are durable together. After the
 // commit, call Committed.
 func (q *Queue) Add(tx *store.Tx, kind Kind, env Envelope, msg []byte) error {
+	return q.put(tx, Item{ID: env.ID, Kind: kind, To: env.To, ReturnPath: env.ReturnPath(), Message: msg})
+}
+
+// KindPassThrough is mail the gateway passes on unchanged: no policy made
+// it secure. It is not a notification and has no template.
+const KindPassThrough Kind = "pass_through"
+
+// AddPassThrough queues a message that passes through the gateway
+// unchanged, for one recipient, inside the caller's transaction. Its
+// envelope sender is the original one, so bounces go back to the person
+// who wrote it, not to the appliance.
+func (q *Queue) AddPassThrough(tx *store.Tx, id, from, to string, msg []byte) error {
+	return q.put(tx, Item{ID: id, Kind: KindPassThrough, To: to, ReturnPath: from, Message: msg})
+}
+
+// put stores a new item, due now.
+func (q *Queue) put(tx *store.Tx, it Item) error {
 	now := q.Now().UTC()
-	it := Item{ID: env.ID, Kind: kind, To: env.To, ReturnPath: env.ReturnPath(), State: StateQueued,
-		Created: now, NextAttempt: now, Message: msg}
+	it.State, it.Created, it.NextAttempt = StateQueued, now, now
 	if _, err := tx.Get(itemKey(it.ID)); err == nil {
-		return fmt.Errorf("enqueue: notification %s exists", it.ID)
+		return fmt.Errorf("enqueue: item %s exists", it.ID)
 	}
 	if err := store.PutJSON(tx, itemKey(it.ID), it); err != nil {
 		return err

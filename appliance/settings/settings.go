@@ -48,9 +48,15 @@ type Messages struct {
 // Inbound is how the organization's mail servers reach the gateway, and
 // what makes a message secure.
 type Inbound struct {
-	RelayNetworks []string `key:"relay_networks" doc:"Networks (CIDR) of the mail servers that may relay to Sealpost, comma-separated."`
-	SubjectTag    string   `key:"subject_tag" doc:"A message whose subject holds this tag goes secure; the tag is removed."`
-	SecureHeader  string   `key:"secure_header" doc:"A message with this header set (to anything but no, false or 0) goes secure."`
+	RelayNetworks  []string `key:"relay_networks" doc:"Networks (CIDR) of the mail servers that may relay to Sealpost, comma-separated."`
+	SubjectTag     string   `key:"subject_tag" doc:"A message whose subject holds this tag goes secure; the tag is removed."`
+	SecureHeader   string   `key:"secure_header" doc:"A message with this header set (to anything but no, false or 0) goes secure."`
+	NotSecure      string   `key:"not_secure" doc:"What happens to mail that no rule makes secure: pass (on to the outbound relay, unchanged) or refuse."`
+	MaxMessageMB   int      `key:"max_message_mb" doc:"Largest message the gateway accepts, in MiB."`
+	MaxRecipients  int      `key:"max_recipients" doc:"Most recipients of one message (at least 100, as RFC 5321 requires); further ones are deferred with 452."`
+	MaxConnsPerIP  int      `key:"max_connections_per_ip" doc:"Concurrent SMTP connections one client address may hold."`
+	Timeout        int      `key:"timeout_seconds" doc:"An SMTP client that sends nothing for this many seconds is disconnected."`
+	ProvisionLocal bool     `key:"provision_local" doc:"An unknown sender with an address of an organization domain gets a professional account (invited) instead of a refusal."`
 }
 
 // Organization is who runs the appliance.
@@ -120,7 +126,8 @@ func Defaults() Settings {
 		Security: Security{SessionIdleMinutes: 60, SessionLifetimeHours: 12, ResetLinkHours: 4, AuthCodeMinutes: 10,
 			InvitationDays: 14, PasswordMinLength: 12, SignInAttempts: 5, LockoutMinutes: 15, AdminRequiresTOTP: true},
 		Registration: Registration{Access: "open", InvitationOnly: true, Level: 2},
-		Inbound:      Inbound{SubjectTag: "[secure]", SecureHeader: "X-Sealpost-Secure"},
+		Inbound: Inbound{SubjectTag: "[secure]", SecureHeader: "X-Sealpost-Secure", NotSecure: "pass",
+			MaxMessageMB: 25, MaxRecipients: 500, MaxConnsPerIP: 20, Timeout: 300},
 		Messages: Messages{TrashDays: 30, Restrictions: true, ReadNotification: true,
 			MaxRecipients: 500, MaxBodyKB: 2048},
 	}

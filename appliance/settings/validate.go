@@ -132,6 +132,16 @@ func (s *Settings) Validate() []error {
 	if h := s.Inbound.SecureHeader; h != "" && !headerName.MatchString(h) {
 		bad("inbound.secure_header", "%q is not a header name (letters, digits and hyphens)", h)
 	}
+	in := s.Inbound
+	switch in.NotSecure {
+	case "pass", "refuse":
+	default:
+		bad("inbound.not_secure", "%q is not pass or refuse", in.NotSecure)
+	}
+	between("inbound.max_message_mb", in.MaxMessageMB, 1, 2048)
+	between("inbound.max_recipients", in.MaxRecipients, 100, 10000)
+	between("inbound.max_connections_per_ip", in.MaxConnsPerIP, 1, 1000)
+	between("inbound.timeout_seconds", in.Timeout, 10, 3600)
 	msg := s.Messages
 	between("messages.expiry_default_days", msg.ExpiryDefaultDays, 0, 3650)
 	between("messages.expiry_max_days", msg.ExpiryMaxDays, 0, 3650)
