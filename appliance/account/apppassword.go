@@ -2,9 +2,9 @@ package account
 
 import (
 	"context"
-	"encoding/json"
 	"crypto/rand"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"sort"
 	"strings"
