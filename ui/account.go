@@ -16,6 +16,10 @@ type accountPage struct {
 	Current  string // this session's id
 	Pending  []account.PendingAlias
 	Group    account.Group
+	// App passwords for mail programs; a new one is shown once.
+	AppPasswords   []account.AppPassword
+	NewAppPassword string
+	NewAppName     string
 }
 
 func (s *Server) accountData(c echo.Context) (accountPage, error) {
@@ -29,6 +33,11 @@ func (s *Server) accountData(c echo.Context) (accountPage, error) {
 		return p, err
 	}
 	p.Group, _ = s.opts.Accounts.Group(u.Group)
+	if u.Has(account.RoleProfessional) {
+		if p.AppPasswords, err = s.opts.Accounts.AppPasswords(u.ID); err != nil {
+			return p, err
+		}
+	}
 	return p, nil
 }
 
@@ -73,6 +82,21 @@ func (s *Server) accountAction(c echo.Context) error {
 	case "change_password":
 		err = s.opts.Accounts.ChangePassword(ctx, sessionToken(c), c.FormValue("current"), c.FormValue("password"), c.FormValue("confirm"), c.RealIP())
 		done = "Your password is changed. Your other sessions have ended."
+	case "create_app_password":
+		secret, ap, err := s.opts.Accounts.CreateAppPassword(ctx, u.ID, c.FormValue("app_name"))
+		p, perr := s.accountData(c)
+		if perr != nil {
+			return perr
+		}
+		if err != nil {
+			p.Values["app_name"] = c.FormValue("app_name")
+			return c.Render(p.fail(err), "account/account", p)
+		}
+		p.NewAppPassword, p.NewAppName = secret, ap.Name
+		return c.Render(http.StatusOK, "account/account", p)
+	case "revoke_app_password":
+		err = s.opts.Accounts.RevokeAppPassword(ctx, u.ID, c.FormValue("app_password"))
+		done = "The app password was revoked; the program using it can no longer send."
 	case "disable_totp":
 		err = s.opts.Accounts.DisableTOTP(ctx, u.ID, c.FormValue("current_totp"))
 		done = "Your authenticator app is no longer needed to sign in."
