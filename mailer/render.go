@@ -30,11 +30,13 @@ const (
 	KindRecall             Kind = "recall"
 	KindUnsubscribeConfirm Kind = "unsubscribe_confirm"
 	KindTest               Kind = "test"
+	KindPolicyBlock        Kind = "policy_block"
+	KindNoReply            Kind = "no_reply"
 )
 
 // Kinds lists every kind.
 var Kinds = []Kind{KindNewMessage, KindInvitation, KindAuthCode, KindPasswordReset, KindAliasConfirm,
-	KindFirstOpen, KindRecall, KindUnsubscribeConfirm, KindTest}
+	KindFirstOpen, KindRecall, KindUnsubscribeConfirm, KindTest, KindPolicyBlock, KindNoReply}
 
 // Brand is what makes a notification the organization's.
 type Brand struct {
@@ -57,6 +59,9 @@ type Notification struct {
 	Code            string // authorization code
 	ValidFor        string // "4 hours"
 	UnsubscribeLink string // for outside recipients: one-click unsubscribe
+	// Categories are the content-policy categories that stopped a message
+	// (policy_block): never the content, never the rule.
+	Categories []string
 	// Register says the link of a new message first registers the
 	// recipient, who has no account yet (valid for ValidFor).
 	Register bool

@@ -27,7 +27,7 @@ const secret = "Biopsy-results-7731"
 func sample(k Kind) Notification {
 	return Notification{Kind: k, SenderName: "Dr. Ada Lovelace", RecipientName: "Bob Patient", Subject: secret,
 		Link: "https://mail.clinic.example.org/m/abc123", Code: "493 817", ValidFor: "4 hours",
-		UnsubscribeLink: "https://mail.clinic.example.org/unsubscribe/tok"}
+		UnsubscribeLink: "https://mail.clinic.example.org/unsubscribe/tok", Categories: []string{"payment card data"}}
 }
 
 // TestRenderGolden renders every kind and compares with testdata/golden.
