@@ -31,11 +31,13 @@ import (
 	"github.com/sealpost/sealpost/appliance/ctl"
 	"github.com/sealpost/sealpost/appliance/keyring"
 	"github.com/sealpost/sealpost/appliance/message"
+	"github.com/sealpost/sealpost/appliance/policy"
 	"github.com/sealpost/sealpost/appliance/prefs"
 	"github.com/sealpost/sealpost/appliance/settings"
 	"github.com/sealpost/sealpost/appliance/setup"
 	"github.com/sealpost/sealpost/appliance/store"
 	"github.com/sealpost/sealpost/mailer"
+	"github.com/sealpost/sealpost/mailer/smtpd"
 	"github.com/sealpost/sealpost/ui"
 )
 
@@ -174,7 +176,14 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (app *App, err e
 				return prefs.Put(tx, uid, p)
 			})
 		},
-		Welcome:       a.welcome,
+		Welcome: a.welcome,
+		LoadPolicy: func() (p policy.Policy, err error) {
+			err = a.store.View(func(tx *store.Tx) error { p, err = policy.Load(tx); return err })
+			return p, err
+		},
+		SavePolicy: func(ctx context.Context, actor string, p policy.Policy) error {
+			return policy.Save(ctx, a.store, a.audit, actor, p)
+		},
 		AdminNetworks: a.adminNetworks(),
 		ReadSettings:  func() (settings.Settings, error) { return settings.Read(a.store) },
 		SaveSettings: func(ctx context.Context, actor string, changes ...settings.Change) error {
@@ -299,6 +308,33 @@ func (a *App) Serve(ctx context.Context) error {
 		return err
 	}
 
+	// The SMTP gateway: the relay port for the organization's mail
+	// servers, the submission port for mail programs.
+	gatewaySrv := smtpd.New(a.smtpOptions())
+	type smtpListener struct {
+		port smtpd.Port
+		ln   net.Listener
+	}
+	var smtpListeners []smtpListener
+	for _, l := range []struct {
+		port smtpd.Port
+		addr string
+	}{{smtpd.PortRelay, a.cfg.SMTP.RelayListen}, {smtpd.PortSubmission, a.cfg.SMTP.SubmissionListen}} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			closeAll()
+			for _, sl := range smtpListeners {
+				sl.ln.Close()
+			}
+			return fmt.Errorf("listen for smtp %s on %s: %w", l.port, l.addr, err)
+		}
+		smtpListeners = append(smtpListeners, smtpListener{l.port, ln})
+		a.log.Info().Str("listener", "smtp-"+string(l.port)).Str("addr", ln.Addr().String()).Msg("listening")
+	}
+
 	control, err := ctl.Listen(ctl.SocketPath(a.cfg.DataDir), a.Command, a.log.With().Str("component", "control").Logger())
 	if err != nil {
 		closeAll()
@@ -311,7 +347,7 @@ func (a *App) Serve(ctx context.Context) error {
 	queueDone.Go(func() { a.sweepMessages(queueCtx) })
 	defer func() { stopQueue(); queueDone.Wait() }()
 
-	errc := make(chan error, len(servers))
+	errc := make(chan error, len(servers)+len(smtpListeners))
 	var wg sync.WaitGroup
 	for _, s := range servers {
 		wg.Add(1)
@@ -319,6 +355,15 @@ func (a *App) Serve(ctx context.Context) error {
 			defer wg.Done()
 			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("%s listener: %w", s.name, err)
+			}
+		}()
+	}
+	for _, sl := range smtpListeners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := gatewaySrv.Serve(sl.ln, sl.port); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, smtpd.ErrServerClosed) {
+				errc <- fmt.Errorf("smtp %s listener: %w", sl.port, err)
 			}
 		}()
 	}
@@ -347,6 +392,9 @@ func (a *App) Serve(ctx context.Context) error {
 	a.log.Info().Msg("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
+	if err := gatewaySrv.Close(); err != nil {
+		a.log.Warn().Err(err).Msg("smtp gateway shutdown")
+	}
 	for _, s := range servers {
 		if err := s.srv.Shutdown(shutdownCtx); err != nil {
 			a.log.Warn().Err(err).Str("listener", s.name).Msg("graceful shutdown cut short")

@@ -49,15 +49,17 @@ func TestMain(m *testing.M) {
 
 // instance is a running `sealpost serve`.
 type instance struct {
-	t        *testing.T
-	cmd      *exec.Cmd
-	dataDir  string
-	keyFile  string
-	https    string // host:port
-	http     string
-	metrics  string
-	setupURL string
-	token    string
+	t          *testing.T
+	cmd        *exec.Cmd
+	dataDir    string
+	keyFile    string
+	https      string // host:port
+	http       string
+	metrics    string
+	relay      string // the SMTP gateway's relay port
+	submission string
+	setupURL   string
+	token      string
 
 	mu     sync.Mutex
 	stdout bytes.Buffer
@@ -174,6 +176,10 @@ func (in *instance) parse(line string) {
 		in.http = ev.Addr
 	case "metrics":
 		in.metrics = ev.Addr
+	case "smtp-relay":
+		in.relay = ev.Addr
+	case "smtp-submission":
+		in.submission = ev.Addr
 	}
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/sealpost/sealpost/appliance/audit"
 	"github.com/sealpost/sealpost/appliance/branding"
 	"github.com/sealpost/sealpost/appliance/message"
+	"github.com/sealpost/sealpost/appliance/policy"
 	"github.com/sealpost/sealpost/appliance/settings"
 	"github.com/sealpost/sealpost/appliance/store"
 	"github.com/sealpost/sealpost/appliance/store/storetest"
@@ -215,6 +216,13 @@ func (a *authzAccounts) server(t *testing.T, logs *lockedBuffer, networks ...net
 		Prefs:     a.loadPrefs,
 		SavePrefs: a.savePrefs,
 		Welcome:   func() string { return authzWelcome },
+		LoadPolicy: func() (p policy.Policy, err error) {
+			err = a.st.View(func(tx *store.Tx) error { p, err = policy.Load(tx); return err })
+			return p, err
+		},
+		SavePolicy: func(ctx context.Context, actor string, p policy.Policy) error {
+			return policy.Save(ctx, a.st, a.trail, actor, p)
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -960,6 +968,7 @@ func matrixRoutes() []authzRoute {
 	invite := auditEv("user:{admin}", "user.invite", "user/*", "role", "guest")
 	groupCreate := auditEv("user:{admin}", "group.create", "group/*", "name", "Locums-{role}")
 	filterSave := auditEv("user:{admin}", "registration_filter.save", "filter/partner-{role}.test")
+	policySave := auditEv("user:{admin}", "policy.save", "policy/rules")
 	return slices.Concat([]authzRoute{
 		{method: "GET", path: "/healthz", by: map[string]authzOutcome{"*": showsPage([]string{`"ok"`}, `"error"`)}},
 		{method: "GET", path: "/readyz", by: map[string]authzOutcome{"*": showsPage([]string{`"ready"`}, "unavailable")}},
@@ -1111,6 +1120,13 @@ func matrixRoutes() []authzRoute {
 		consoleRoute("GET", "/admin/registration", nil, showsPage([]string{"Who may register, and how", `value="save_filter"`}, "There is nothing"), nil),
 		consoleRoute("POST", "/admin/registration", vals("action", "save_filter", "pattern", "partner-{role}.test", "allow", "allow", "cra", "default"),
 			seeOther("/admin/registration?done=Filter+for+partner-admin.test+saved."), &filterSave),
+		consoleRoute("GET", "/admin/policy", nil, showsPage([]string{"What makes a message secure", "Payment card numbers", `value="save_rule"`}, "There is nothing"), nil),
+		consoleRoute("POST", "/admin/policy", vals("action", "save_rule", "name", "Falcon-{role}", "kind", "keyword", "pattern", "project falcon",
+			"scope", "all", "rule_action", "secure", "min_count", "1", "enabled", "on"),
+			seeOther("/admin/policy?done=Rule+%E2%80%9CFalcon-admin%E2%80%9D+saved."), &policySave),
+		consoleRoute("GET", "/admin/policy/test", nil, showsPage([]string{"Rule tester", `id="sample"`}, "There is nothing"), nil),
+		consoleRoute("POST", "/admin/policy/test", vals("sample", "Card 4111 1111 1111 1111 for project falcon"),
+			showsPage([]string{"<mark", "Payment card numbers", "Made secure"}, "There is nothing"), nil),
 	})
 }
 

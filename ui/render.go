@@ -142,6 +142,12 @@ var funcs = template.FuncMap{
 	},
 	"list":        func(s ...string) []string { return s },
 	"folderTitle": func() map[message.Folder]string { return folderLabels },
+	"kindLabels": func() map[string]string {
+		return map[string]string{"lexicon": "A lexicon", "keyword": "Keywords", "regex": "A regular expression", "domain": "Sender or recipient domains"}
+	},
+	"scopeLabels": func() map[string]string {
+		return map[string]string{"all": "Everywhere", "subject": "The subject", "body": "The text", "attachments": "Text attachments"}
+	},
 	"lastDownload": func(d []message.Download) time.Time {
 		if len(d) == 0 {
 			return time.Time{}

@@ -106,6 +106,12 @@ func (s *Server) routes() {
 	admin.POST("/groups/:id", s.saveGroup)
 	admin.GET("/registration", s.registration)
 	admin.POST("/registration", s.registrationAction)
+	if s.opts.LoadPolicy != nil {
+		admin.GET("/policy", s.policyView)
+		admin.POST("/policy", s.policyAction)
+		admin.GET("/policy/test", s.policyTester)
+		admin.POST("/policy/test", s.policyTester)
+	}
 }
 
 // perUserLimit allows a signed-in user n requests per second after a

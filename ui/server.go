@@ -22,6 +22,7 @@ import (
 	"github.com/sealpost/sealpost/appliance/audit"
 	"github.com/sealpost/sealpost/appliance/branding"
 	"github.com/sealpost/sealpost/appliance/message"
+	"github.com/sealpost/sealpost/appliance/policy"
 	"github.com/sealpost/sealpost/appliance/prefs"
 	"github.com/sealpost/sealpost/appliance/settings"
 	"github.com/sealpost/sealpost/appliance/setup"
@@ -80,6 +81,9 @@ type Options struct {
 	Prefs     func(userID string) (prefs.Prefs, error)
 	SavePrefs func(ctx context.Context, userID string, change func(*prefs.Prefs)) error
 	Welcome   func() string
+	// LoadPolicy and SavePolicy read and change the content filter.
+	LoadPolicy func() (policy.Policy, error)
+	SavePolicy func(ctx context.Context, actor string, p policy.Policy) error
 	// BrandImage is the organization's banner or icon as PNG.
 	BrandImage func(kind branding.Kind) ([]byte, error)
 }

@@ -1,0 +1,208 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/smtp"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// gatewayAppliance is a set-up appliance whose relay port trusts
+// loopback, with the administrator signed in and Pat, a professional user,
+// registered.
+func gatewayAppliance(t *testing.T, f *flow) (appliance, context.Context) {
+	t.Helper()
+	a := newAppliance(t)
+	a.setLevel(t, "1")
+	if out, errOut, code := runCLI(t, a.l.env(), "settings", "set", "--config", "/dev/null", "inbound.relay_networks", "127.0.0.0/8"); code != 0 {
+		t.Fatalf("settings set inbound.relay_networks: %d %s%s", code, out, errOut)
+	}
+	if a.in.relay == "" {
+		t.Fatal("the appliance logged no smtp-relay listener")
+	}
+	admin := browser(t)
+	a.signInAdmin(t, f, admin)
+	a.invite(t, f, admin, "invite-pat", patEmail, "Pat Professional", "professional", "")
+	pat := browser(t)
+	f.do(pat, "Pat registers",
+		chromedp.Navigate(mailLink(t, a.relay, patEmail, "register", 1)),
+		chromedp.WaitVisible(chromedp.ID("register")),
+		chromedp.SetValue(chromedp.ID("password"), patPassword),
+		chromedp.SetValue(chromedp.ID("confirm"), patPassword),
+		chromedp.Click(chromedp.ID("register")),
+		chromedp.WaitVisible(chromedp.CSS(".mailnav")),
+	)
+	return a, admin
+}
+
+// sendSMTP speaks SMTP to addr as a mail server would and returns the
+// server's reply to the end of DATA (or the first refusal).
+func sendSMTP(t *testing.T, addr, from string, to []string, msg string) error {
+	t.Helper()
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Hello("mx.clinic.example.test"); err != nil {
+		return err
+	}
+	if err := c.Mail(from); err != nil {
+		return err
+	}
+	for _, r := range to {
+		if err := c.Rcpt(r); err != nil {
+			return err
+		}
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write([]byte(strings.ReplaceAll(msg, "\n", "\r\n"))); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return c.Quit()
+}
+
+// TestGatewayThroughPostfix: Debian's Postfix, as the organization's mail
+// server, relays a message with the secure tag in its subject to the
+// gateway; it becomes a secure message, the recipient is notified (no
+// content in the notice), registers and reads it; a message with a valid
+// card number is refused with the policy's reason and the sender is told
+// why; mail without the tag passes through unchanged.
+func TestGatewayThroughPostfix(t *testing.T) {
+	t.Parallel()
+	f := newFlow(t, 240)
+	a, admin := gatewayAppliance(t, f)
+	pf := startPostfix(t, a.in.relay)
+
+	// The administrator blocks payment card numbers and tries the rule.
+	f.do(admin, "the administrator adds a block rule for card numbers",
+		chromedp.Navigate(a.base+"/admin/policy"),
+		chromedp.WaitVisible(chromedp.ID("saverule")),
+		chromedp.SetValue(chromedp.ID("name"), "No card numbers"),
+		chromedp.SetValue(chromedp.ID("kind"), "lexicon"),
+		chromedp.SetValue(chromedp.ID("lexicon"), "card"),
+		chromedp.Click(chromedp.CSS(`input[name="rule_action"][value="block"]`)),
+		chromedp.Click(chromedp.ID("saverule")),
+		chromedp.WaitVisible(chromedp.CSS(".flash")),
+	)
+	f.shot(admin, "policy-rules")
+	f.do(admin, "the administrator tests text with a card number",
+		chromedp.Navigate(a.base+"/admin/policy/test"),
+		chromedp.WaitVisible(chromedp.ID("sample")),
+		chromedp.SetValue(chromedp.ID("sample"), "Please charge 4111 1111 1111 1111 for the visit; invoice to DE89 3704 0044 0532 0130 00."),
+		chromedp.Click(chromedp.ID("test")),
+		chromedp.WaitVisible(chromedp.ID("verdict")),
+	)
+	if v := pageText(t, admin, "#verdict"); !strings.Contains(v, "Blocked") || !strings.Contains(v, "payment card") {
+		t.Errorf("the tester's verdict: %q", v)
+	}
+	if marked, _ := chromedp.Run(admin, chromedp.Evaluate[int](`document.querySelectorAll("#marked mark").length`)); marked < 2 {
+		t.Errorf("the tester marks %d places; the card number and the IBAN should be", marked)
+	}
+	f.shot(admin, "policy-tester")
+	sent := len(a.relay.Messages())
+
+	// Pat's mail program hands the message to Postfix; Postfix relays it.
+	msg := fmt.Sprintf("From: Pat Professional <%s>\nTo: Gina <%s>\nSubject: [secure] %s\nMessage-ID: <gw1@clinic.example.test>\n\n%s\n",
+		patEmail, guestEmail, secretSubject, secretText)
+	sendmail := exec.Command("/usr/sbin/sendmail", "-C", filepath.Join(pf.dir, "conf"), "-f", patEmail, "-t")
+	sendmail.Stdin = strings.NewReader(msg)
+	if out, err := sendmail.CombinedOutput(); err != nil {
+		t.Logf("sendmail: %v %s; submitting over SMTP instead", err, out)
+		if err := sendSMTP(t, fmt.Sprintf("127.0.0.1:%d", pf.port), patEmail, []string{guestEmail}, msg); err != nil {
+			t.Fatalf("Postfix refused the message: %v", err)
+		}
+	}
+	notice := noticeTo(t, a.relay, guestEmail, "secure message", sent+1)
+	for _, secret := range []string{secretSubject, secretText} {
+		if strings.Contains(notice, secret) {
+			t.Errorf("the notification carries %q", secret)
+		}
+	}
+	link := messageLinkPattern.FindString(notice)
+	if link == "" {
+		t.Fatalf("no link in the notification:\n%s", notice)
+	}
+	guest := browser(t)
+	f.do(guest, "the guest registers from the gateway's notification",
+		chromedp.Navigate(link),
+		chromedp.WaitVisible(chromedp.ID("register")),
+		chromedp.SetValue(chromedp.ID("name"), "Gina Guest"),
+		chromedp.SetValue(chromedp.ID("password"), guestPassword),
+		chromedp.SetValue(chromedp.ID("confirm"), guestPassword),
+		chromedp.Click(chromedp.ID("register")),
+		chromedp.WaitVisible(chromedp.ID("message")),
+	)
+	if subj := pageText(t, guest, "#subject"); subj != secretSubject {
+		t.Errorf("the secure message's subject is %q (the tag must be gone)", subj)
+	}
+	if body := frameText(t, f, guest); !strings.Contains(body, secretText) {
+		t.Errorf("the secure message's body is %q", body)
+	}
+	f.shot(guest, "gateway-message")
+
+	// A valid card number is refused, with the category in the reply.
+	card := fmt.Sprintf("From: %s\nTo: %s\nSubject: [secure] Payment\n\nMy card is 4111 1111 1111 1111, expiry 12/29.\n", patEmail, guestEmail)
+	err := sendSMTP(t, a.in.relay, patEmail, []string{guestEmail}, card)
+	if err == nil || !strings.Contains(err.Error(), "550") || !strings.Contains(err.Error(), "content policy") {
+		t.Errorf("a message with a card number: %v", err)
+	}
+	block := noticeTo(t, a.relay, patEmail, "was not sent", 1)
+	if !strings.Contains(block, "payment card") || strings.Contains(block, "4111") {
+		t.Errorf("the sender's notice says:\n%s", block)
+	}
+
+	// No tag, no rule: passed on unchanged to the outbound relay.
+	before := len(a.relay.Messages())
+	plain := fmt.Sprintf("From: %s\nTo: colleague@partner.example.test\nSubject: Lunch on Friday\nMessage-ID: <gw2@clinic.example.test>\n\nShall we meet at noon?\n", patEmail)
+	if err := sendSMTP(t, a.in.relay, patEmail, []string{"colleague@partner.example.test"}, plain); err != nil {
+		t.Fatalf("a plain message: %v", err)
+	}
+	var passed string
+	for _, m := range a.relay.Wait(before+1, 20*time.Second) {
+		if m.To[0] == "colleague@partner.example.test" {
+			passed = string(m.Data)
+		}
+	}
+	if !strings.Contains(passed, "Shall we meet at noon?") || !strings.Contains(passed, "<gw2@clinic.example.test>") || !strings.Contains(passed, "(Sealpost)") {
+		t.Errorf("the passed-through message:\n%s", passed)
+	}
+}
+
+// TestGatewayRefusals: never an open relay, no smuggling, unknown senders
+// refused; each with the right code and nothing stored.
+func TestGatewayRefusals(t *testing.T) {
+	t.Parallel()
+	f := newFlow(t, 260)
+	a, _ := gatewayAppliance(t, f)
+	for _, c := range []struct {
+		name, from string
+		to         []string
+		want       string
+	}{
+		{"an unknown sender", "stranger@elsewhere.example.test", []string{guestEmail}, "550"},
+		{"a quoted local part with @", patEmail, []string{`"user@evil.example"@clinic.example.test`}, "5"},
+		{"the percent hack", patEmail, []string{"user%evil.example@clinic.example.test"}, "5"},
+		{"a bang path", patEmail, []string{"evil.example!user@clinic.example.test"}, "5"},
+		{"an address literal", patEmail, []string{"user@[127.0.0.1]"}, "5"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := sendSMTP(t, a.in.relay, c.from, c.to, "Subject: [secure] x\n\nx\n")
+			if err == nil || !strings.HasPrefix(strings.TrimSpace(err.Error()), c.want) {
+				t.Errorf("%s: %v, want a %sxx refusal", c.name, err, c.want)
+			}
+		})
+	}
+}
