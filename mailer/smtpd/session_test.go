@@ -564,3 +564,17 @@ func TestAddrKey(t *testing.T) {
 		}
 	}
 }
+
+func TestOtherPanicsAreCounted(t *testing.T) {
+	t.Parallel()
+	s := New(Options{Limits: func() Limits { panic("bad settings") }})
+	if l := s.limits(); l != (Limits{}).withDefaults() {
+		t.Errorf("limits after a panic: %+v", l)
+	}
+	// go-smtp recovers panics in its command loop and reports them here.
+	errorLog{&conn{srv: s}}.Printf("panic serving %v: %v\n%s", "127.0.0.1:1", "boom", "stack")
+	errorLog{&conn{srv: s}}.Printf("error handling %v: %s", "127.0.0.1:1", "EOF")
+	if got := s.Panics(); got != 2 {
+		t.Errorf("Panics() = %d, want 2", got)
+	}
+}
