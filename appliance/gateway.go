@@ -199,7 +199,9 @@ func (g *gateway) accept(ctx context.Context, e *smtpd.Envelope, m *smtpd.Messag
 	}
 	res := compiled.Scan(content(e, m, rcpts))
 	subject, tagged := stripTag(m.Subject, s.Inbound.SubjectTag)
-	secure := tagged || headerSet(m, s.Inbound.SecureHeader) || sender.DefaultSecure == account.DefaultSecureAlways ||
+	// A message longer than the scan limits was not read to its end: it
+	// goes secure rather than out unchecked.
+	secure := tagged || res.Truncated || headerSet(m, s.Inbound.SecureHeader) || sender.DefaultSecure == account.DefaultSecureAlways ||
 		sender.DefaultSecure != account.DefaultSecureOff && (res.IsSecure() || pol.AttachmentsSecure && hasAttachments(m))
 	if res.Blocked() && (secure || sender.BlacklistMode == account.BlacklistAll) {
 		if err := g.tellBlocked(ctx, s, sender, res.BlockCategories(), len(rcpts)); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/smtp"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -16,9 +17,9 @@ import (
 // gatewayAppliance is a set-up appliance whose relay port trusts
 // loopback, with the administrator signed in and Pat, a professional user,
 // registered.
-func gatewayAppliance(t *testing.T, f *flow) (appliance, context.Context) {
+func gatewayAppliance(t *testing.T, f *flow) (a appliance, admin, pat context.Context, patBase string) {
 	t.Helper()
-	a := newAppliance(t)
+	a = newAppliance(t)
 	a.setLevel(t, "1")
 	if out, errOut, code := runCLI(t, a.l.env(), "settings", "set", "--config", "/dev/null", "inbound.relay_networks", "127.0.0.0/8"); code != 0 {
 		t.Fatalf("settings set inbound.relay_networks: %d %s%s", code, out, errOut)
@@ -26,19 +27,20 @@ func gatewayAppliance(t *testing.T, f *flow) (appliance, context.Context) {
 	if a.in.relay == "" {
 		t.Fatal("the appliance logged no smtp-relay listener")
 	}
-	admin := browser(t)
+	admin = browser(t)
 	a.signInAdmin(t, f, admin)
 	a.invite(t, f, admin, "invite-pat", patEmail, "Pat Professional", "professional", "")
-	pat := browser(t)
+	pat = browser(t)
+	link := mailLink(t, a.relay, patEmail, "register", 1)
 	f.do(pat, "Pat registers",
-		chromedp.Navigate(mailLink(t, a.relay, patEmail, "register", 1)),
+		chromedp.Navigate(link),
 		chromedp.WaitVisible(chromedp.ID("register")),
 		chromedp.SetValue(chromedp.ID("password"), patPassword),
 		chromedp.SetValue(chromedp.ID("confirm"), patPassword),
 		chromedp.Click(chromedp.ID("register")),
 		chromedp.WaitVisible(chromedp.CSS(".mailnav")),
 	)
-	return a, admin
+	return a, admin, pat, origin(t, link)
 }
 
 // sendSMTP speaks SMTP to addr as a mail server would and returns the
@@ -83,7 +85,7 @@ func sendSMTP(t *testing.T, addr, from string, to []string, msg string) error {
 func TestGatewayThroughPostfix(t *testing.T) {
 	t.Parallel()
 	f := newFlow(t, 240)
-	a, admin := gatewayAppliance(t, f)
+	a, admin, _, _ := gatewayAppliance(t, f)
 	pf := startPostfix(t, a.in.relay)
 
 	// The administrator blocks payment card numbers and tries the rule.
@@ -186,7 +188,7 @@ func TestGatewayThroughPostfix(t *testing.T) {
 func TestGatewayRefusals(t *testing.T) {
 	t.Parallel()
 	f := newFlow(t, 260)
-	a, _ := gatewayAppliance(t, f)
+	a, _, _, _ := gatewayAppliance(t, f)
 	for _, c := range []struct {
 		name, from string
 		to         []string
@@ -204,5 +206,55 @@ func TestGatewayRefusals(t *testing.T) {
 				t.Errorf("%s: %v, want a %sxx refusal", c.name, err, c.want)
 			}
 		})
+	}
+}
+
+// TestGatewaySubmission: Pat makes an app password on the account page and
+// swaks, as a mail program, submits a tagged message with STARTTLS and
+// AUTH; AUTH without TLS and a wrong password are refused.
+func TestGatewaySubmission(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("swaks"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("swaks is missing in CI; `make test` should have installed it (scripts/test-deps.sh)")
+		}
+		t.Skip("SKIP: swaks is not installed (run scripts/test-deps.sh as root)")
+	}
+	f := newFlow(t, 280)
+	a, _, pat, base := gatewayAppliance(t, f)
+	f.do(pat, "Pat makes an app password for swaks",
+		chromedp.Navigate(base+"/account"),
+		chromedp.WaitVisible(chromedp.ID("app_name")),
+		chromedp.SetValue(chromedp.ID("app_name"), "swaks on the build server"),
+		chromedp.Click(chromedp.ID("createapp")),
+		chromedp.WaitVisible(chromedp.ID("newapppassword")),
+	)
+	f.shot(pat, "app-password")
+	secret := pageText(t, pat, "#newapppassword code")
+	if len(strings.ReplaceAll(secret, " ", "")) != 26 {
+		t.Fatalf("the app password shown is %q", secret)
+	}
+	swaks := func(args ...string) (string, error) {
+		base := []string{"--server", a.in.submission, "--from", patEmail, "--to", guestEmail,
+			"--header", "Subject: [secure] Submitted by swaks", "--body", "Sent from a mail program.", "--timeout", "20"}
+		out, err := exec.Command("swaks", append(base, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	// Before STARTTLS the port does not even offer AUTH.
+	if out, err := swaks("--auth", "PLAIN", "--auth-user", patEmail, "--auth-password", secret); err == nil ||
+		!strings.Contains(out, "did not advertise authentication") && !strings.Contains(out, "530") {
+		t.Errorf("AUTH before STARTTLS: %v\n%s", err, out)
+	}
+	if out, err := swaks("--tls", "--auth", "PLAIN", "--auth-user", patEmail, "--auth-password", "not the password"); err == nil || !strings.Contains(out, "535") {
+		t.Errorf("a wrong password: %v\n%s", err, out)
+	}
+	sent := len(a.relay.Messages())
+	out, err := swaks("--tls", "--auth", "LOGIN", "--auth-user", patEmail, "--auth-password", secret)
+	if err != nil || !strings.Contains(out, "250 2.0.0") {
+		t.Fatalf("swaks with STARTTLS and the app password: %v\n%s", err, out)
+	}
+	notice := noticeTo(t, a.relay, guestEmail, "secure message", sent+1)
+	if strings.Contains(notice, "Sent from a mail program") || strings.Contains(notice, "Submitted by swaks") {
+		t.Errorf("the notification carries content:\n%s", notice)
 	}
 }

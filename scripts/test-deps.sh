@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs beyond Go: Debian's Chromium for the browser
-# tests and Postfix as the organization's relay in the mail tests. Everything
+# tests, Postfix as the organization's relay in the mail tests, and swaks as
+# a mail program speaking to the submission port. Everything
 # else (pebble, staticcheck) is a Go tool pinned in go.mod.
 set -euo pipefail
 
@@ -8,6 +9,8 @@ missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ -e /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf ] || missing+=(fonts-liberation)
 [ -x /usr/sbin/postfix ] || missing+=(postfix)
+command -v swaks >/dev/null 2>&1 || missing+=(swaks)
+perl -MNet::SSLeay -e1 >/dev/null 2>&1 || missing+=(libnet-ssleay-perl libio-socket-ssl-perl)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then

@@ -8,9 +8,10 @@ import (
 
 // automaton finds many strings at once in one pass over a text
 // (Aho–Corasick). It matches on the folded text: every rune is replaced by
-// foldRune's choice from its case-folding orbit and every run of white space
-// by one space, so "TOP  Secret" contains "top secret". Reported offsets are
-// those of the original text. Its work is linear in the text plus the number
+// foldRune's choice from its case-folding orbit, every run of white space
+// by one space, and invisible format characters (zero-width spaces, soft
+// hyphens) are dropped, so "TOP  Se\u00ADcret" contains "top secret".
+// Reported offsets are those of the original text. Its work is linear in the text plus the number
 // of matches, whatever the number of strings.
 type automaton struct {
 	root   [256]int32 // the root's transitions, dense: most steps start there
@@ -68,11 +69,17 @@ func isSpace(r rune) bool {
 	return unicode.IsSpace(r)
 }
 
+// invisible reports whether r is a format character the automaton drops.
+func invisible(r rune) bool { return r >= utf8.RuneSelf && unicode.Is(unicode.Cf, r) }
+
 // fold returns the folded form of s, as the automaton sees text.
 func fold(s string) string {
 	b := make([]byte, 0, len(s))
 	space := false
 	for _, r := range s {
+		if invisible(r) {
+			continue
+		}
 		if isSpace(r) {
 			if !space {
 				b = append(b, ' ')
@@ -283,6 +290,10 @@ func (a *automaton) scan(text string, emit func(id int32, start, end int)) {
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(text[i:])
+		if invisible(r) {
+			i += size
+			continue
+		}
 		var enc []byte
 		if isSpace(r) {
 			if space {

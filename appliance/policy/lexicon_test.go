@@ -134,6 +134,7 @@ func TestLexiconITIN(t *testing.T) {
 		{"group outside the ranges", "912-69-1234 912-93-1234 912-89-1234 912-49-1234", nil},
 		{"does not start with 9", "812-70-1234", nil},
 		{"bare without keyword", "912701234", nil},
+		{"inside a longer run", "1912-70-1234 912-70-12345 ITIN 9127012340", nil},
 	})
 }
 
@@ -183,6 +184,7 @@ func TestLexiconABA(t *testing.T) {
 		{"bad prefix", "routing 131000027 routing 401000020", nil},
 		{"all zeros", "routing 000000000", nil},
 		{"ten digits", "routing 0210000210", nil},
+		{"glued", "routing x021000021 routing 021000021x", nil},
 	})
 }
 
@@ -253,6 +255,7 @@ func TestLexiconNPI(t *testing.T) {
 		{"without keyword", "1234567893", nil},
 		{"bad check digit", "NPI 1234567890", nil},
 		{"bad first digit", "NPI " + npiWithCheck("323456789"), nil},
+		{"inside a longer run", "NPI 12345678930 NPI 91234567893 NPI 1234567893-1", nil},
 	})
 }
 
@@ -304,6 +307,7 @@ func TestLexiconSIN(t *testing.T) {
 		{"fictitious range 0", "SIN 046 454 286", nil},
 		{"unused range 8", "SIN " + withLuhn("80000000"), nil},
 		{"grouped as an SSN", "SIN 123-45-6782", nil},
+		{"inside a longer run", "SIN 1234567820 SIN 123 456 7821", nil},
 	})
 }
 
@@ -329,6 +333,7 @@ func TestLexiconPassport(t *testing.T) {
 
 		{"without keyword", "123456780 A12345678", nil},
 		{"all the same digit", "passport 111111111", nil},
+		{"inside a longer run", "passport 1234567801 passport AA12345678 passport A123456789", nil},
 	})
 }
 

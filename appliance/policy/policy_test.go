@@ -31,7 +31,9 @@ func TestValidate(t *testing.T) {
 		want   []FieldError // nil: valid
 	}{
 		{"valid", func(*Policy) {}, nil},
-		{"defaults left to Save", func(p *Policy) { p.Rules[0].Scope, p.Rules[0].MinCount, p.Rules[0].ID, p.Rules[0].Category = "", 0, "", "" }, nil},
+		{"defaults left to Save", func(p *Policy) {
+			p.Rules[0].Scope, p.Rules[0].MinCount, p.Rules[0].ID, p.Rules[0].Category = "", 0, "", ""
+		}, nil},
 		{"no name", func(p *Policy) { p.Rules[1].Name = "  " },
 			[]FieldError{{"rules.1.name", "Give the rule a name."}}},
 		{"long name", func(p *Policy) { p.Rules[1].Name = strings.Repeat("n", 101) },
@@ -273,6 +275,20 @@ func TestLoadSave(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestSaveEmptyPolicy(t *testing.T) {
+	t.Parallel()
+	st, trail := openTrail(t)
+	if err := Save(context.Background(), st, trail, "user:admin1", Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	st.View(func(tx *store.Tx) error {
+		if p, err := Load(tx); err != nil || len(p.Rules) != 0 || p.AttachmentsSecure {
+			t.Errorf("after saving no rules, Load = %+v, %v (the defaults must not come back)", p, err)
+		}
+		return nil
+	})
 }
 
 func TestSaveRefusesInvalid(t *testing.T) {

@@ -138,8 +138,10 @@ func literals(re *syntax.Regexp) []string {
 func prefixLiterals(re *syntax.Regexp) []string {
 	switch re.Op {
 	case syntax.OpLiteral:
+		// Cut before white space (folded) and invisible runes (dropped):
+		// a hit must start where the match does.
 		s := string(re.Rune)
-		if i := strings.IndexFunc(s, isSpace); i >= 0 {
+		if i := strings.IndexFunc(s, func(r rune) bool { return isSpace(r) || invisible(r) }); i >= 0 {
 			s = s[:i]
 		}
 		if s == "" {

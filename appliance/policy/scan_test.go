@@ -57,6 +57,7 @@ func TestKeywords(t *testing.T) {
 		{"scripts without spaces", "機密", "これは機密です", []string{"機密"}},
 		{"invalid UTF-8 in the text", "secret", "\xffsecret\xfe secret", []string{"secret", "secret"}},
 		{"repeated occurrences", "x1", "x1 x1 x1x1 x1", []string{"x1", "x1", "x1"}},
+		{"invisible characters inside", "secret", "se\u200Bcret se\u00ADcret \uFEFFsecret", []string{"se\u200Bcret", "se\u00ADcret", "secret"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -362,7 +363,7 @@ func TestRegexPlanAgrees(t *testing.T) {
 		{`(a|ab)(c|bcd)`, "places"}, {`a+?b`, "places"}, {`(?U)a+b`, "places"}, {`\pL{2}\d`, "places"},
 		{`(?s).z`, "places"}, {`é+`, "places"}, {`[é-ü]x`, "places"}, {`(?i)K`, "places"}, {`a{2,}`, "places"},
 		{`^\s*x`, "places"}, {`(?m)^\d+$`, "places"}, {`\b[A-Z]{2}\d{2}\b`, "places"},
-		{`\Qa.b\E+`, "scan"}, {`\Qa.b`, "scan"},
+		{`\Qa.b\E+`, "scan"}, {`\Qa.b`, "scan"}, {`\x{200B}foo`, "places"}, {`f\x{200B}oo|\x{AD}invoice`, "places"},
 	}
 	texts := []string{
 		"foo xfoo foox foo_ FOO foo", "abc\nabc\r\nzabc abc", "\xff\x82x \xe2\x82x \xe2\x82\xacx \x82\x82x",

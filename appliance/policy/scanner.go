@@ -167,8 +167,8 @@ func (s *scanner) joined(i int) byte {
 	return 0
 }
 
-// decimalNext reports whether the number ending at end (or starting at
-// start) goes on as a decimal or thousands part: "4111….5", "1,4111…".
+// decimalAround reports whether the number from start to end goes on as a
+// decimal or thousands part: "4111….5", "1,4111…".
 func (s *scanner) decimalAround(start, end int) bool {
 	t := s.text
 	if start >= 2 && (t[start-1] == '.' || t[start-1] == ',') && isDigit(t[start-2]) {
