@@ -35,6 +35,8 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
 	# A 1 GiB attachment through the real binary's compose form and back.
 	SEALPOST_LARGE_FILE_MB=1024 $(GO) test -run '^TestLargeAttachment$$' -count=1 -v -timeout 30m ./e2e | grep -E 'MiB|ok|FAIL'
+	# Secure-message intake against Debian's Postfix, same load, same run.
+	SEALPOST_COMPARE_POSTFIX=1 $(GO) test -run '^TestIntakeVersusPostfix$$' -count=1 -v -timeout 30m ./e2e | grep -E 'msgs/s|ok|FAIL'
 
 # The packaged configuration is the described configuration with the
 # system's ports and paths; a test keeps it equal to that output.

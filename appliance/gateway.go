@@ -242,7 +242,7 @@ func intakeReject(err error) error {
 		msg = strings.Join(parts, " ")
 	}
 	switch fault.KindOf(err) {
-	case fault.Invalid, fault.Permission, fault.Conflict:
+	case fault.Invalid, fault.Permission:
 		return reject(550, [3]int{5, 7, 1}, msg)
 	case fault.TooLarge:
 		return reject(552, [3]int{5, 3, 4}, msg)

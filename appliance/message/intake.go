@@ -93,7 +93,7 @@ func (s *Service) Intake(ctx context.Context, in Incoming) (SendResult, error) {
 	}
 	var res SendResult
 	var notify []string
-	err = s.st.Update(ctx, func(tx *store.Tx) error {
+	err = s.sending(ctx, in.SenderID, func(tx *store.Tx) error {
 		res, notify = SendResult{}, nil
 		set, err := settings.Load(tx)
 		if err != nil {

@@ -12,6 +12,7 @@
 package message
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -306,6 +307,30 @@ type Service struct {
 
 	mu   sync.Mutex
 	subs map[string]map[chan Event]struct{}
+
+	senders sync.Map // user id → *sync.Mutex: one send of a user at a time
+}
+
+// sending holds uid's send lock around a store update: a user's sends all
+// write their Sent counts and usage, so concurrent ones would conflict and
+// retry. The lock is taken before the transaction starts (its snapshot must
+// be fresh) and released at the commit, before the fsync wait, so sends of
+// one user still share fsyncs. It returns the update's error.
+func (s *Service) sending(ctx context.Context, uid string, fn func(tx *store.Tx) error) error {
+	v, _ := s.senders.LoadOrStore(uid, &sync.Mutex{})
+	m := v.(*sync.Mutex)
+	m.Lock()
+	var once sync.Once
+	unlock := func() { once.Do(m.Unlock) }
+	defer unlock()
+	return s.st.Update(ctx, func(tx *store.Tx) error {
+		tx.OnDone(func(committed bool) {
+			if committed {
+				unlock()
+			}
+		})
+		return fn(tx)
+	})
 }
 
 // New makes the message domain.

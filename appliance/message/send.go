@@ -352,7 +352,7 @@ func (s *Service) Send(ctx context.Context, uid string, d Draft) (SendResult, er
 	}
 	var res SendResult
 	var notify []string
-	err := s.st.Update(ctx, func(tx *store.Tx) error {
+	err := s.sending(ctx, uid, func(tx *store.Tx) error {
 		res, notify = SendResult{}, nil
 		set, err := settings.Load(tx)
 		if err != nil {
