@@ -180,6 +180,12 @@ func sealContent(dk *keyring.DataKey, r *record, subject, body, written string) 
 }
 
 func excerptText(s string, n int) string {
+	if cut := 8 * n; len(s) > cut { // plenty for n runes once spaces are folded
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
 	s = strings.Join(strings.Fields(s), " ")
 	if utf8.RuneCountInString(s) <= n {
 		return s

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -153,6 +154,24 @@ func areas(s *Settings) []struct {
 
 // Load reads every area, with defaults for what was never set.
 func Load(tx *store.Tx) (Settings, error) {
+	v, err := tx.Memo(memoKey, func() (any, error) { return load(tx) })
+	if err != nil {
+		return Settings{}, err
+	}
+	return v.(Settings).clone(), nil
+}
+
+const memoKey = "settings"
+
+// clone copies the lists, so that a caller's changes stay its own.
+func (s Settings) clone() Settings {
+	s.Organization.Domains = slices.Clone(s.Organization.Domains)
+	s.Inbound.RelayNetworks = slices.Clone(s.Inbound.RelayNetworks)
+	s.Registration.CRAExcludedDomains = slices.Clone(s.Registration.CRAExcludedDomains)
+	return s
+}
+
+func load(tx *store.Tx) (Settings, error) {
 	s := Defaults()
 	for _, a := range areas(&s) {
 		data, err := tx.Get([]byte(recordPrefix + a.name))
@@ -170,6 +189,7 @@ func Load(tx *store.Tx) (Settings, error) {
 }
 
 func save(tx *store.Tx, s *Settings) error {
+	tx.Forget(memoKey)
 	for _, a := range areas(s) {
 		if err := store.PutJSON(tx, []byte(recordPrefix+a.name), a.value.Interface()); err != nil {
 			return err

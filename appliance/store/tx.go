@@ -27,7 +27,30 @@ type Tx struct {
 	writable bool
 	st       *Store
 	done     []func(committed bool)
+	memo     map[string]any
 }
+
+// Memo returns what fn computed under key earlier in this transaction, or
+// computes it now: a cache for values derived from records that one
+// transaction reads several times (the settings). Code that writes those
+// records calls Forget. Values must be treated as read-only.
+func (tx *Tx) Memo(key string, fn func() (any, error)) (any, error) {
+	if v, ok := tx.memo[key]; ok {
+		return v, nil
+	}
+	v, err := fn()
+	if err != nil {
+		return nil, err
+	}
+	if tx.memo == nil {
+		tx.memo = map[string]any{}
+	}
+	tx.memo[key] = v
+	return v, nil
+}
+
+// Forget drops what Memo keeps under key.
+func (tx *Tx) Forget(key string) { delete(tx.memo, key) }
 
 // Writable reports whether the transaction may write (Update, not View).
 func (tx *Tx) Writable() bool { return tx.writable }
