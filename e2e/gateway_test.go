@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"net/smtp"
 	"os"
 	"os/exec"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/sealpost/sealpost/mailer/smtptest"
 )
 
 // gatewayAppliance is a set-up appliance whose relay port trusts
@@ -256,5 +260,91 @@ func TestGatewaySubmission(t *testing.T) {
 	notice := noticeTo(t, a.relay, guestEmail, "secure message", sent+1)
 	if strings.Contains(notice, "Sent from a mail program") || strings.Contains(notice, "Submitted by swaks") {
 		t.Errorf("the notification carries content:\n%s", notice)
+	}
+}
+
+// rawSMTP plays a script of client lines to addr and returns everything
+// the server answered.
+func rawSMTP(t *testing.T, addr string, script ...string) string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	r := bufio.NewReader(conn)
+	var out strings.Builder
+	readReply := func() {
+		for {
+			line, err := r.ReadString('\n')
+			out.WriteString(line)
+			if err != nil || len(line) < 4 || line[3] != '-' {
+				return
+			}
+		}
+	}
+	readReply() // greeting
+	for _, s := range script {
+		if _, err := conn.Write([]byte(s)); err != nil {
+			break
+		}
+		readReply()
+	}
+	return out.String()
+}
+
+// TestGatewaySmugglingAndSize: the published SMTP smuggling sequences and
+// an oversize message, against the real binary's relay port: each refused,
+// and no smuggled message reaches anyone.
+func TestGatewaySmugglingAndSize(t *testing.T) {
+	t.Parallel()
+	relay := smtptest.Start(t, smtptest.Options{})
+	l := newLayout(t)
+	if _, errOut, code := runCLI(t, l.env(), "setup", "--config", "/dev/null", "--answers", writeAnswers(t, relay)); code != 0 {
+		t.Fatalf("setup: %s", errOut)
+	}
+	for _, kv := range [][2]string{{"inbound.relay_networks", "127.0.0.0/8"}, {"inbound.max_message_mb", "1"}} {
+		if _, errOut, code := runCLI(t, l.env(), "settings", "set", "--config", "/dev/null", kv[0], kv[1]); code != 0 {
+			t.Fatalf("settings set %s: %s", kv[0], errOut)
+		}
+	}
+	in := start(t, l)
+	const from, to = "ada@clinic.example.test", "victim@outside.example.test"
+	envelope := []string{"EHLO mx.clinic.example.test\r\n", "MAIL FROM:<" + from + ">\r\n", "RCPT TO:<" + to + ">\r\n", "DATA\r\n"}
+	inner := "MAIL FROM:<" + from + ">\r\nRCPT TO:<smuggled@outside.example.test>\r\nDATA\r\nSubject: [secure] smuggled\r\n\r\nsmuggled\r\n.\r\n"
+	for _, c := range []struct{ name, end string }{
+		{"LF.LF", "\n.\n"},
+		{"CR.CR", "\r.\r"},
+		{"LF.CRLF", "\n.\r\n"},
+		{"CRLF.LF", "\r\n.\n"},
+		{"CRLF.CR", "\r\n.\r"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out := rawSMTP(t, in.relay, append(envelope, "Subject: [secure] carrier\r\n\r\ncarrier"+c.end+inner)...)
+			if strings.Contains(out, "Queued as") {
+				t.Errorf("%s: a message was queued:\n%s", c.name, out)
+			}
+			if !strings.Contains(out, "550") && !strings.Contains(out, "500") {
+				t.Errorf("%s: not refused:\n%s", c.name, out)
+			}
+		})
+	}
+	big := strings.Repeat(strings.Repeat("x", 998)+"\r\n", 2200) // about 2.2 MB, over the 1 MiB limit
+	out := rawSMTP(t, in.relay, append(envelope, "Subject: [secure] big\r\n\r\n"+big+".\r\n")...)
+	if !strings.Contains(out, "552") {
+		t.Errorf("an oversize message:\n%.500s", out)
+	}
+	// The control: the same script with a clean end is queued and notified.
+	control := []string{"EHLO mx.clinic.example.test\r\n", "MAIL FROM:<" + from + ">\r\n", "RCPT TO:<control@outside.example.test>\r\n", "DATA\r\n",
+		"Subject: [secure] control\r\n\r\nclean\r\n.\r\n"}
+	if out := rawSMTP(t, in.relay, control...); !strings.Contains(out, "Queued as") {
+		t.Fatalf("a clean message was not queued:\n%s", out)
+	}
+	noticeTo(t, relay, "control@outside.example.test", "secure message", 1)
+	for _, m := range relay.Messages() {
+		if m.To[0] == "smuggled@outside.example.test" || m.To[0] == to {
+			t.Errorf("a notification went to %s", m.To[0])
+		}
 	}
 }
