@@ -7,7 +7,6 @@ import (
 
 	"github.com/sealpost/sealpost/appliance/account"
 	"github.com/sealpost/sealpost/appliance/fault"
-	"github.com/sealpost/sealpost/appliance/settings"
 	"github.com/sealpost/sealpost/appliance/store"
 )
 
@@ -95,27 +94,13 @@ func (s *Service) Intake(ctx context.Context, in Incoming) (SendResult, error) {
 	var notify []string
 	err = s.sending(ctx, in.SenderID, func(tx *store.Tx) error {
 		res, notify = SendResult{}, nil
-		set, err := settings.Load(tx)
+		o, err := s.outgoing(tx, in.SenderID, &d)
 		if err != nil {
 			return err
 		}
-		sender, err := account.UserTx(tx, in.SenderID)
-		if err != nil {
-			return err
-		}
-		if sender.Status != account.StatusEnabled || !sender.Has(account.RoleProfessional) {
+		set, sender, group, list, errs := o.set, o.sender, o.group, o.list, o.errs
+		if !sender.Has(account.RoleProfessional) {
 			return fault.E(fault.Permission, "The sender may not send secure messages.", nil)
-		}
-		group, err := account.GroupTx(tx, sender.Group)
-		if err != nil {
-			return err
-		}
-		errs := checkDraft(d, set)
-		errs = append(errs, s.checkOptions(&d, set)...)
-		list, perrs := parseRecipients(d)
-		errs = append(errs, perrs...)
-		if len(list) == 0 {
-			errs = append(errs, account.FieldError{Field: "to", Message: "The message has no recipients."})
 		}
 		rcpts, rerrs, _, err := s.resolve(tx, sender, group, list, nil)
 		if err != nil {

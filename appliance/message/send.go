@@ -360,31 +360,11 @@ func (s *Service) Send(ctx context.Context, uid string, d Draft) (SendResult, er
 	var notify []string
 	err := s.sending(ctx, uid, func(tx *store.Tx) error {
 		res, notify = SendResult{}, nil
-		set, err := settings.Load(tx)
+		o, err := s.outgoing(tx, uid, &d)
 		if err != nil {
 			return err
 		}
-		sender, err := account.UserTx(tx, uid)
-		if err != nil {
-			return err
-		}
-		if sender.Status != account.StatusEnabled {
-			return fault.E(fault.Permission, "Your account may not send messages.", nil)
-		}
-		group, err := account.GroupTx(tx, sender.Group)
-		if err != nil {
-			return err
-		}
-		errs := checkDraft(d, set)
-		errs = append(errs, s.checkOptions(&d, set)...)
-		list, perrs := parseRecipients(d)
-		errs = append(errs, perrs...)
-		if len(list) == 0 && len(perrs) == 0 {
-			errs = append(errs, account.FieldError{Field: "to", Message: "Add at least one recipient."})
-		}
-		if len(list) > set.Messages.MaxRecipients {
-			errs = append(errs, account.FieldError{Field: "to", Message: fmt.Sprintf("Send to at most %d recipients at once.", set.Messages.MaxRecipients)})
-		}
+		set, sender, group, list, errs := o.set, o.sender, o.group, o.list, o.errs
 		if strings.TrimSpace(d.Subject) == "" {
 			errs = append(errs, account.FieldError{Field: "subject", Message: "Give the message a subject."})
 		}
@@ -420,6 +400,45 @@ func (s *Service) Send(ctx context.Context, uid string, d Draft) (SendResult, er
 		s.publish(u)
 	}
 	return res, nil
+}
+
+// outgoing is what every send checks first in its transaction: the
+// settings, the sender (enabled) and their group, the recipients as typed,
+// and the problems found so far.
+type outgoing struct {
+	set    settings.Settings
+	sender account.User
+	group  account.Group
+	list   []parsed
+	errs   []account.FieldError
+}
+
+func (s *Service) outgoing(tx *store.Tx, uid string, d *Draft) (outgoing, error) {
+	var o outgoing
+	var err error
+	if o.set, err = settings.Load(tx); err != nil {
+		return o, err
+	}
+	if o.sender, err = account.UserTx(tx, uid); err != nil {
+		return o, err
+	}
+	if o.sender.Status != account.StatusEnabled {
+		return o, fault.E(fault.Permission, "Your account may not send messages.", nil)
+	}
+	if o.group, err = account.GroupTx(tx, o.sender.Group); err != nil {
+		return o, err
+	}
+	o.errs = append(checkDraft(*d, o.set), s.checkOptions(d, o.set)...)
+	var perrs []account.FieldError
+	o.list, perrs = parseRecipients(*d)
+	o.errs = append(o.errs, perrs...)
+	if len(o.list) == 0 && len(perrs) == 0 {
+		o.errs = append(o.errs, account.FieldError{Field: "to", Message: "Add at least one recipient."})
+	}
+	if len(o.list) > o.set.Messages.MaxRecipients {
+		o.errs = append(o.errs, account.FieldError{Field: "to", Message: fmt.Sprintf("Send to at most %d recipients at once.", o.set.Messages.MaxRecipients)})
+	}
+	return o, nil
 }
 
 // resolve finds each recipient's user and applies who may write to whom.
