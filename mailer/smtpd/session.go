@@ -251,6 +251,14 @@ func (s *session) data(r io.Reader) error {
 	if e == nil { // go-smtp calls Data only after MAIL and RCPT
 		return errNotRelayed
 	}
+	select {
+	case s.c.srv.dataSlots <- struct{}{}:
+		defer func() { <-s.c.srv.dataSlots }()
+	case <-time.After(dataWait):
+		s.c.closeAfterWrite.Store(true)
+		s.logMessage(e, 0, 451, "busy", start)
+		return reply(451, 4, 3, 2, "Too many messages arriving at once; try again later")
+	}
 	// BDAT (CHUNKING, which go-smtp always offers) hands Data a pipe fed
 	// from the command loop: raw bytes, no dot-stuffing, nothing dropped.
 	_, bdat := r.(*io.PipeReader)

@@ -187,6 +187,11 @@ type Server struct {
 	ctx    context.Context // cancelled when Close gives up waiting
 	cancel context.CancelFunc
 
+	// dataSlots bounds the messages held in memory at once: a message is
+	// read whole before it is judged, so 200 connections each sending the
+	// largest message would otherwise need 200 times its size.
+	dataSlots chan struct{}
+
 	mu        sync.Mutex
 	closing   bool
 	listeners map[net.Listener]struct{}
@@ -210,8 +215,15 @@ func New(opts Options) *Server {
 		opts: opts, log: opts.Logger, now: now, fails: newFailures(),
 		ctx: ctx, cancel: cancel,
 		listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, perIP: map[netip.Addr]int{},
+		dataSlots: make(chan struct{}, MaxConcurrentData),
 	}
 }
+
+// MaxConcurrentData is how many messages may be received at once; further
+// senders wait (up to dataWait) for a slot, their data held back by TCP.
+const MaxConcurrentData = 16
+
+var dataWait = time.Minute
 
 // Panics counts the panics recovered so far (in callbacks and in go-smtp).
 func (s *Server) Panics() int64 { return s.panics.Load() }
