@@ -20,6 +20,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sealpost/sealpost/mailer/smtptest"
+
+	"github.com/sealpost/sealpost/internal/clocktest"
 )
 
 // The fixture's accounts and domains.
@@ -43,7 +45,7 @@ type fixture struct {
 	sub     string
 	roots   *x509.CertPool
 	logs    *syncBuffer
-	clock   *testClock
+	clock   *clocktest.Clock
 	panics  int64 // how many panics the test expects
 	limitMu sync.Mutex
 	lim     Limits
@@ -55,24 +57,6 @@ type fixture struct {
 type accepted struct {
 	env Envelope
 	msg *Message
-}
-
-// testClock is a clock the test moves.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 type syncBuffer struct {
@@ -111,7 +95,7 @@ func testTLS(t testing.TB) (*tls.Config, *x509.CertPool) {
 func start(t testing.TB, mod ...func(*Options)) *fixture {
 	t.Helper()
 	cfg, pool := testTLS(t)
-	f := &fixture{t: t, roots: pool, logs: &syncBuffer{}, clock: &testClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}}
+	f := &fixture{t: t, roots: pool, logs: &syncBuffer{}, clock: clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))}
 	opts := Options{
 		Hostname:  hostName,
 		TLSConfig: cfg,
