@@ -128,12 +128,7 @@ func (s *Service) item(tx *store.Tx, uid, id string) (Item, error) {
 		it.To = draftRecipients(r)
 	}
 	if it.Gone != "" {
-		it.Subject = r.KeptSubject
-		if r.KeptSubject == "" && r.Gone == "" { // expired, not yet swept
-			if dk, err := s.dataKey(tx, id); err == nil {
-				it.Subject, _ = open(dk, id, "subject", r.Subject)
-			}
-		}
+		it.Subject = s.goneSubject(tx, r)
 		return it, nil
 	}
 	dk, err := s.dataKey(tx, id)
@@ -145,6 +140,21 @@ func (s *Service) item(tx *store.Tx, uid, id string) (Item, error) {
 	}
 	it.Preview, err = open(dk, id, "preview", r.Preview)
 	return it, err
+}
+
+// goneSubject is what a recalled or expired message still shows: the
+// subject kept at the shredding, or, for one expired but not yet swept,
+// its sealed subject while the key is still there.
+func (s *Service) goneSubject(tx *store.Tx, r record) string {
+	if r.KeptSubject != "" || r.Gone != "" {
+		return r.KeptSubject
+	}
+	dk, err := s.dataKey(tx, r.ID)
+	if err != nil {
+		return ""
+	}
+	subject, _ := open(dk, r.ID, "subject", r.Subject)
+	return subject
 }
 
 func draftRecipients(r record) []Participant {
@@ -303,12 +313,7 @@ func (s *Service) view(tx *store.Tx, r record, e entry, uid string) (View, error
 	}
 	v.Conversation = conv
 	if v.Gone != "" {
-		v.Subject = r.KeptSubject
-		if r.KeptSubject == "" {
-			if dk, err := s.dataKey(tx, r.ID); err == nil {
-				v.Subject, _ = open(dk, r.ID, "subject", r.Subject)
-			}
-		}
+		v.Subject = s.goneSubject(tx, r)
 		return v, nil
 	}
 	dk, err := s.dataKey(tx, r.ID)
@@ -398,18 +403,26 @@ func (s *Service) Body(uid, id string) (format, body string, err error) {
 	return format, body, err
 }
 
+// sentRecord is a message uid sent and still has; anything else is not
+// found.
+func sentRecord(tx *store.Tx, uid, id string) (record, error) {
+	r, err := getRecord(tx, id)
+	if err != nil {
+		return r, err
+	}
+	if r.SenderID != uid || r.Draft {
+		return r, errNotFound
+	}
+	_, err = getEntry(tx, uid, id)
+	return r, err
+}
+
 // SlipOf is the delivery slip of a message, for its sender only.
 func (s *Service) SlipOf(uid, id string) ([]Slip, error) {
 	var out []Slip
 	err := s.st.View(func(tx *store.Tx) error {
-		r, err := getRecord(tx, id)
+		r, err := sentRecord(tx, uid, id)
 		if err != nil {
-			return err
-		}
-		if r.SenderID != uid || r.Draft {
-			return errNotFound
-		}
-		if _, err := getEntry(tx, uid, id); err != nil {
 			return err
 		}
 		for _, p := range r.Recipients {

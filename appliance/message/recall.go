@@ -21,14 +21,8 @@ func (s *Service) Recall(ctx context.Context, uid, id, reason string, notify boo
 		return invalid([]account.FieldError{{Field: "reason", Message: "Give the reason on one line of at most 500 characters."}})
 	}
 	err := s.st.View(func(tx *store.Tx) error {
-		r, err := getRecord(tx, id)
+		r, err := sentRecord(tx, uid, id)
 		if err != nil {
-			return err
-		}
-		if r.SenderID != uid || r.Draft {
-			return errNotFound
-		}
-		if _, err := getEntry(tx, uid, id); err != nil {
 			return err
 		}
 		u, err := account.UserTx(tx, uid)

@@ -148,55 +148,33 @@ func (tx *Tx) Scan(prefix []byte, fn func(key, value []byte) error) error {
 // ScanFrom is Scan starting at the first key at or after start (for
 // pagination); start must begin with prefix.
 func (tx *Tx) ScanFrom(prefix, start []byte, fn func(key, value []byte) error) error {
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = prefix
-	it := tx.txn.NewIterator(opts)
-	defer it.Close()
-	for it.Seek(start); it.ValidForPrefix(prefix); it.Next() {
-		item := it.Item()
-		key := item.KeyCopy(nil)
-		if bytes.HasPrefix(key, sysPrefix) && !bytes.HasPrefix(prefix, sysPrefix) {
-			continue
-		}
-		sealed, err := item.ValueCopy(nil)
-		if err != nil {
-			return fmt.Errorf("scan: %w", err)
-		}
-		value, err := tx.open(key, sealed)
-		if err != nil {
-			return err
-		}
-		if err := fn(key, value); err != nil {
-			if errors.Is(err, ErrStop) {
-				return nil
-			}
-			return err
-		}
-	}
-	return nil
+	return tx.iterate(prefix, start, false, nil, fn)
 }
 
 // ScanBefore is Scan in reverse key order, starting at the last key before
 // before (exclusive); an empty before starts at the prefix's last key. It
 // pages backwards through an index.
 func (tx *Tx) ScanBefore(prefix, before []byte, fn func(key, value []byte) error) error {
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = prefix
-	opts.Reverse = true
-	it := tx.txn.NewIterator(opts)
-	defer it.Close()
 	seek := before
 	if len(seek) == 0 {
 		// The largest key with the prefix sorts before prefix+0xff….
 		seek = append(bytes.Clone(prefix), 0xff, 0xff, 0xff, 0xff)
 	}
+	return tx.iterate(prefix, seek, true, before, fn)
+}
+
+// iterate calls fn for the records under prefix from seek on, in key order
+// or its reverse, skipping the key skip and the store's own records.
+func (tx *Tx) iterate(prefix, seek []byte, reverse bool, skip []byte, fn func(key, value []byte) error) error {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = prefix
+	opts.Reverse = reverse
+	it := tx.txn.NewIterator(opts)
+	defer it.Close()
 	for it.Seek(seek); it.ValidForPrefix(prefix); it.Next() {
 		item := it.Item()
 		key := item.KeyCopy(nil)
-		if len(before) > 0 && bytes.Equal(key, before) {
-			continue
-		}
-		if bytes.HasPrefix(key, sysPrefix) && !bytes.HasPrefix(prefix, sysPrefix) {
+		if len(skip) > 0 && bytes.Equal(key, skip) || bytes.HasPrefix(key, sysPrefix) && !bytes.HasPrefix(prefix, sysPrefix) {
 			continue
 		}
 		sealed, err := item.ValueCopy(nil)
