@@ -60,6 +60,7 @@ type App struct {
 	queue    *mailer.Queue
 	accounts *account.Service
 	messages *message.Service
+	gateway  *gateway
 	// now is the clock; time.Now unless a test build injects one.
 	now func() time.Time
 	// tlsSessions lets deliveries to the relay resume TLS sessions.
@@ -113,6 +114,7 @@ func OpenOffline(ctx context.Context, cfg config.Config, opts Options) (app *App
 	if err := a.openMessages(); err != nil {
 		return nil, err
 	}
+	a.gateway = &gateway{a: a}
 	return a, nil
 }
 
@@ -182,7 +184,11 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (app *App, err e
 			return p, err
 		},
 		SavePolicy: func(ctx context.Context, actor string, p policy.Policy) error {
-			return policy.Save(ctx, a.store, a.audit, actor, p)
+			if err := policy.Save(ctx, a.store, a.audit, actor, p); err != nil {
+				return err
+			}
+			a.gateway.forgetPolicy()
+			return nil
 		},
 		AdminNetworks: a.adminNetworks(),
 		ReadSettings:  func() (settings.Settings, error) { return settings.Read(a.store) },

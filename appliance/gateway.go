@@ -32,12 +32,12 @@ type gateway struct {
 	a *App
 
 	mu       sync.Mutex
-	compiled *policy.Compiled
-	compKey  string
+	pol      policy.Policy
+	compiled *policy.Compiled // nil until loaded, and after a save
 }
 
 func (a *App) smtpOptions() smtpd.Options {
-	g := &gateway{a: a}
+	g := a.gateway
 	tc := a.certs.TLSConfig().Clone()
 	get := tc.GetCertificate
 	if get != nil {
@@ -91,9 +91,13 @@ func (g *gateway) relayAllowed(ip netip.Addr) bool {
 	return false
 }
 
-func (g *gateway) localDomain(domain string) bool {
+func (g *gateway) localDomain(domain string) bool { return localDomain(g.settings(), domain) }
+
+// localDomain reports whether domain is one of the organization's (or a
+// subdomain of one).
+func localDomain(s settings.Settings, domain string) bool {
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
-	for _, d := range g.settings().Organization.Domains {
+	for _, d := range s.Organization.Domains {
 		d = strings.ToLower(d)
 		if domain == d || strings.HasSuffix(domain, "."+d) {
 			return true
@@ -145,7 +149,7 @@ func (g *gateway) checkSender(ctx context.Context, e *smtpd.Envelope) error {
 		if e.Auth != nil {
 			return errNotYours
 		}
-		if g.settings().Inbound.ProvisionLocal && g.localDomain(domainOf(e.From)) {
+		if s := g.settings(); s.Inbound.ProvisionLocal && localDomain(s, domainOf(e.From)) {
 			return nil
 		}
 		return errUnknownSender(e.From)
@@ -257,7 +261,7 @@ func (g *gateway) sender(ctx context.Context, s settings.Settings, e *smtpd.Enve
 	if err == nil {
 		return u, nil
 	}
-	if fault.KindOf(err) != fault.NotFound || !s.Inbound.ProvisionLocal || !g.localDomain(domainOf(e.From)) {
+	if fault.KindOf(err) != fault.NotFound || !s.Inbound.ProvisionLocal || !localDomain(s, domainOf(e.From)) {
 		return account.User{}, errUnknownSender(e.From)
 	}
 	// Provisioning: the first administrator invites the new colleague,
@@ -272,8 +276,14 @@ func (g *gateway) sender(ctx context.Context, s settings.Settings, e *smtpd.Enve
 	return account.User{}, reject(450, [3]int{4, 7, 1}, "You have been invited to the secure mail service; register from the invitation we sent, and your mail will go through when you send it again.")
 }
 
-// policy is the content policy, compiled once per change.
+// policy is the content policy, loaded and compiled once, and again after
+// each save (forgetPolicy).
 func (g *gateway) policy() (policy.Policy, *policy.Compiled, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.compiled != nil {
+		return g.pol, g.compiled, nil
+	}
 	var p policy.Policy
 	err := g.a.store.View(func(tx *store.Tx) error {
 		var err error
@@ -283,22 +293,19 @@ func (g *gateway) policy() (policy.Policy, *policy.Compiled, error) {
 	if err != nil {
 		return p, nil, err
 	}
-	key := policyKey(p)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.compiled == nil || g.compKey != key {
-		c, err := policy.Compile(p)
-		if err != nil {
-			return p, nil, err
-		}
-		g.compiled, g.compKey = c, key
+	c, err := policy.Compile(p)
+	if err != nil {
+		return p, nil, err
 	}
-	return p, g.compiled, nil
+	g.pol, g.compiled = p, c
+	return p, c, nil
 }
 
-func policyKey(p policy.Policy) string {
-	h := sha256.Sum256(fmt.Appendf(nil, "%+v", p))
-	return hex.EncodeToString(h[:])
+// forgetPolicy makes the next message load the policy afresh.
+func (g *gateway) forgetPolicy() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.compiled = nil
 }
 
 // content is what the policy scans: subject, text, the text of HTML,
