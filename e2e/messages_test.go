@@ -64,6 +64,36 @@ func frameText(t *testing.T, f *flow, ctx context.Context) string {
 	return text
 }
 
+// writeMessage opens the compose form and writes to, subject and text.
+func writeMessage(base, to, subject, text string) []chromedp.Action[chromedp.Void] {
+	return []chromedp.Action[chromedp.Void]{
+		chromedp.Navigate(base + "/mail/compose"),
+		chromedp.WaitVisible(chromedp.ID("editarea")),
+		chromedp.SendKeys(chromedp.ID("to"), to),
+		chromedp.SendKeys(chromedp.ID("subject"), subject),
+		chromedp.Click(chromedp.ID("editarea")),
+		chromedp.SendKeys(chromedp.ID("editarea"), text),
+	}
+}
+
+// sendInviting sends the message on the compose form, confirms inviting
+// its new recipients, and waits for the sent message's page.
+func sendInviting() []chromedp.Action[chromedp.Void] {
+	return []chromedp.Action[chromedp.Void]{
+		chromedp.Click(chromedp.ID("send")),
+		chromedp.WaitVisible(chromedp.ID("confirmsend")),
+		chromedp.Click(chromedp.ID("confirmsend")),
+		chromedp.WaitVisible(chromedp.ID("slip")),
+	}
+}
+
+// messagePath is the path of the message ctx shows, without its query.
+func messagePath(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	p := path(t, ctx)
+	return p[:strings.IndexByte(p+"?", '?')]
+}
+
 func quoteJS(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
@@ -100,14 +130,7 @@ func TestBrowserMessages(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(".empty")),
 	)
 	f.shot(pat, "pat-empty-inbox")
-	f.do(pat, "Pat writes a message",
-		chromedp.Click(chromedp.ID("compose")),
-		chromedp.WaitVisible(chromedp.ID("editarea")),
-		chromedp.SendKeys(chromedp.ID("to"), guestEmail),
-		chromedp.SendKeys(chromedp.ID("subject"), secretSubject),
-		chromedp.Click(chromedp.ID("editarea")),
-		chromedp.SendKeys(chromedp.ID("editarea"), secretText),
-	)
+	f.do(pat, "Pat writes a message", writeMessage(base, guestEmail, secretSubject, secretText)...)
 	f.do(pat, "Pat attaches a file",
 		chromedp.SetUploadFiles(chromedp.ID("files"), []string{file}),
 		chromedp.WaitVisible(chromedp.ID("filelist")),
@@ -131,8 +154,7 @@ func TestBrowserMessages(t *testing.T) {
 	if flash := pageText(t, pat, ".flash"); !strings.Contains(flash, "was sent") {
 		t.Errorf("after sending the flash says %q", flash)
 	}
-	msgPath := path(t, pat)
-	msgPath = msgPath[:strings.IndexByte(msgPath+"?", '?')]
+	msgPath := messagePath(t, pat)
 	f.shot(pat, "pat-sent-slip")
 
 	// The notification: a link, no subject, no text, no file.
@@ -344,22 +366,11 @@ func TestBrowserMessageExpiry(t *testing.T) {
 	a, pat, base := professionalIn(t, f, newApplianceWith(t, testClockBinary(t), "SEALPOSTTEST_CLOCK_FILE="+clockFile))
 	sent := len(a.relay.Messages())
 	tomorrow := time.Now().UTC().AddDate(0, 0, 1).Format("2006-01-02")
-	f.do(pat, "Pat writes a message that expires tomorrow",
-		chromedp.Navigate(base+"/mail/compose"),
-		chromedp.WaitVisible(chromedp.ID("editarea")),
-		chromedp.SendKeys(chromedp.ID("to"), guestEmail),
-		chromedp.SendKeys(chromedp.ID("subject"), secretSubject),
-		chromedp.Click(chromedp.ID("editarea")),
-		chromedp.SendKeys(chromedp.ID("editarea"), secretText),
+	steps := append(writeMessage(base, guestEmail, secretSubject, secretText),
 		chromedp.Click(chromedp.CSS("details.options summary")),
-		chromedp.SetValue(chromedp.ID("expires"), tomorrow),
-		chromedp.Click(chromedp.ID("send")),
-		chromedp.WaitVisible(chromedp.ID("confirmsend")),
-		chromedp.Click(chromedp.ID("confirmsend")),
-		chromedp.WaitVisible(chromedp.ID("slip")),
-	)
-	msgPath := path(t, pat)
-	msgPath = msgPath[:strings.IndexByte(msgPath+"?", '?')]
+		chromedp.SetValue(chromedp.ID("expires"), tomorrow))
+	f.do(pat, "Pat writes a message that expires tomorrow", append(steps, sendInviting()...)...)
+	msgPath := messagePath(t, pat)
 	link := messageLinkPattern.FindString(noticeTo(t, a.relay, guestEmail, "secure message", sent+1))
 	guest := browser(t)
 	f.do(guest, "the guest registers and reads",
@@ -450,12 +461,7 @@ func TestBrowserPortalPreferences(t *testing.T) {
 		chromedp.Poll[chromedp.Void](`document.querySelector('[data-count="drafts"]').innerText === "1"`),
 	)
 	f.do(pat, "Pat sends a message to an outside address",
-		chromedp.SendKeys(chromedp.ID("to"), guestEmail),
-		chromedp.Click(chromedp.ID("send")),
-		chromedp.WaitVisible(chromedp.ID("confirmsend")),
-		chromedp.Click(chromedp.ID("confirmsend")),
-		chromedp.WaitVisible(chromedp.ID("slip")),
-	)
+		append([]chromedp.Action[chromedp.Void]{chromedp.SendKeys(chromedp.ID("to"), guestEmail)}, sendInviting()...)...)
 	date := pageText(t, pat, ".readhead .facts dd:last-of-type")
 	ny := time.Now().In(mustZone(t, "America/New_York"))
 	if !strings.Contains(date, ny.Format("02/01/2006")) || !strings.Contains(date, "M") {
@@ -560,18 +566,7 @@ func TestBrowserSharedSent(t *testing.T) {
 	pat := register(patEmail, "Pat Professional", patPassword, 1)
 	quinn := register("quinn@clinic.example.test", "Quinn Colleague", "meadow copper signal harbour", 2)
 	base := origin(t, mailLink(t, a.relay, patEmail, "register", 1))
-	f.do(pat, "Pat sends a message",
-		chromedp.Navigate(base+"/mail/compose"),
-		chromedp.WaitVisible(chromedp.ID("editarea")),
-		chromedp.SendKeys(chromedp.ID("to"), guestEmail),
-		chromedp.SendKeys(chromedp.ID("subject"), secretSubject),
-		chromedp.Click(chromedp.ID("editarea")),
-		chromedp.SendKeys(chromedp.ID("editarea"), secretText),
-		chromedp.Click(chromedp.ID("send")),
-		chromedp.WaitVisible(chromedp.ID("confirmsend")),
-		chromedp.Click(chromedp.ID("confirmsend")),
-		chromedp.WaitVisible(chromedp.ID("slip")),
-	)
+	f.do(pat, "Pat sends a message", append(writeMessage(base, guestEmail, secretSubject, secretText), sendInviting()...)...)
 	f.do(quinn, "Quinn opens Shared sent",
 		chromedp.Navigate(base+"/mail/inbox"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-folder="shared"]`)),
