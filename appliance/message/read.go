@@ -96,14 +96,13 @@ func (s *Service) List(uid string, f Folder, cursor string) (Page, error) {
 		}
 		if len(keys) > 0 {
 			first, last := string(keys[0][len(prefix):]), string(keys[len(keys)-1][len(prefix):])
-			if more || backwards {
+			// Going back, older pages exist (we came from one) and newer
+			// ones if there were more; going forward, the reverse.
+			if backwards || more {
 				p.Older = "o" + last
 			}
-			if (more && backwards) || (!backwards && cursor != "") {
+			if backwards && more || !backwards && cursor != "" {
 				p.Newer = "n" + first
-			}
-			if backwards && !more {
-				p.Newer = ""
 			}
 		}
 		return nil
