@@ -9,9 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/sealpost/sealpost/appliance/keyring"
@@ -55,16 +55,16 @@ func New(keys *keyring.Keyring, now func() time.Time) *Trail {
 
 // chain is the head of one store's trail, held in memory so that
 // concurrent audited transactions do not all read (and so conflict on) the
-// head record. A transaction that appends holds the chain from its first
-// Append until it has committed or given up, so events are numbered in
-// commit order with no gaps; the head record is still written with every
-// event, for Verify and the next start.
+// head record. Append only collects a transaction's events; just before
+// the commit the transaction takes the chain, numbers and MACs them, and
+// holds it until the commit is through, so events are numbered in commit
+// order with no gaps while the turn lasts only for the commit itself. The
+// head record is still written with every event, for Verify and the next
+// start.
 type chain struct {
 	mu     sync.Mutex
 	loaded bool
 	head   head
-	holder atomic.Pointer[store.Tx]
-	next   head // the holder's head so far
 }
 
 // chains holds one chain per open store.
@@ -75,43 +75,56 @@ func chainOf(st *store.Store) *chain {
 	return c.(*chain)
 }
 
+// pendingKey is where a transaction keeps the events it appended.
+const pendingKey = "audit.pending"
+
 // Append adds e to the trail inside the caller's transaction, so the event
-// is durable exactly when the change it records is. Audited transactions
-// take turns from their first Append to their commit; code inside one must
-// not run another audited Update (it would wait for itself).
+// is durable exactly when the change it records is. Its time is now; its
+// number and MAC are given at the commit.
 func (t *Trail) Append(tx *store.Tx, e Event) error {
 	if !tx.Writable() {
 		return errors.New("audit: append in a read-only transaction")
 	}
-	c := chainOf(tx.Store())
-	if c.holder.Load() != tx {
-		c.mu.Lock()
-		if !c.loaded {
-			h, err := store.GetJSON[head](tx, headKey)
-			if err != nil && !errors.Is(err, store.ErrNotFound) {
-				c.mu.Unlock()
-				return fmt.Errorf("read audit head: %w", err)
-			}
-			c.head, c.loaded = h, true
-		}
-		c.holder.Store(tx)
-		c.next = c.head
-		tx.OnDone(func(committed bool) {
-			if committed {
-				c.head = c.next
-			}
-			c.holder.Store(nil)
-			c.mu.Unlock()
-		})
-	}
-	e.Seq, e.Prev, e.MAC = c.next.Seq+1, c.next.MAC, nil
+	v, _ := tx.Memo(pendingKey, func() (any, error) {
+		p := &[]Event{}
+		tx.BeforeCommit(func() error { return t.chainUp(tx, *p) })
+		return p, nil
+	})
+	p := v.(*[]Event)
 	e.Time = t.now().UTC()
-	e.MAC = t.keys.MAC(keyring.PurposeAudit, canonical(e))
-	if err := store.PutJSON(tx, eventKey(e.Seq), e); err != nil {
-		return err
+	e.Detail = maps.Clone(e.Detail)
+	*p = append(*p, e)
+	return nil
+}
+
+// chainUp numbers the transaction's events after the chain's head and
+// writes them; the chain stays taken until the commit is through.
+func (t *Trail) chainUp(tx *store.Tx, events []Event) error {
+	c := chainOf(tx.Store())
+	c.mu.Lock()
+	next := c.head
+	tx.OnDone(func(committed bool) {
+		if committed {
+			c.head = next
+		}
+		c.mu.Unlock()
+	})
+	if !c.loaded {
+		h, err := store.GetJSON[head](tx, headKey)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("read audit head: %w", err)
+		}
+		c.head, c.loaded, next = h, true, h
 	}
-	c.next = head{Seq: e.Seq, MAC: e.MAC}
-	return store.PutJSON(tx, headKey, c.next)
+	for _, e := range events {
+		e.Seq, e.Prev, e.MAC = next.Seq+1, next.MAC, nil
+		e.MAC = t.keys.MAC(keyring.PurposeAudit, canonical(e))
+		if err := store.PutJSON(tx, eventKey(e.Seq), e); err != nil {
+			return err
+		}
+		next = head{Seq: e.Seq, MAC: e.MAC}
+	}
+	return store.PutJSON(tx, headKey, next)
 }
 
 // canonical is the byte string an event's MAC covers: the event without its

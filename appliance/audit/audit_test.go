@@ -15,8 +15,14 @@ import (
 func setup(t *testing.T) (*store.Store, *Trail) {
 	t.Helper()
 	st, keys := storetest.Open(t, t.TempDir())
+	var mu sync.Mutex
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-	return st, New(keys, func() time.Time { now = now.Add(time.Second); return now })
+	return st, New(keys, func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(time.Second)
+		return now
+	})
 }
 
 func TestAppendListVerify(t *testing.T) {
@@ -175,4 +181,53 @@ func TestConcurrentAppends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestAppendersOverlap: a transaction that has appended an event does not
+// hold up another audited transaction while it does the rest of its work;
+// only the commits take turns. The second transaction commits while the
+// first is still running, and the chain numbers them in commit order.
+func TestAppendersOverlap(t *testing.T) {
+	t.Parallel()
+	st, trail := setup(t)
+	ctx := context.Background()
+	appended, secondDone := make(chan struct{}), make(chan error, 1)
+	var first error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		first = st.Update(ctx, func(tx *store.Tx) error {
+			if err := trail.Append(tx, Event{Actor: "cli", Action: "first"}); err != nil {
+				return err
+			}
+			close(appended)
+			select {
+			case err := <-secondDone:
+				secondDone <- err
+				return err
+			case <-time.After(10 * time.Second):
+				return fmt.Errorf("the second transaction waited for the first one's work")
+			}
+		})
+	})
+	<-appended
+	secondDone <- st.Update(ctx, func(tx *store.Tx) error {
+		return trail.Append(tx, Event{Actor: "cli", Action: "second"})
+	})
+	wg.Wait()
+	if first != nil {
+		t.Fatal(first)
+	}
+	if err := <-secondDone; err != nil {
+		t.Fatal(err)
+	}
+	st.View(func(tx *store.Tx) error {
+		events, err := List(tx, 0, 10)
+		if err != nil || len(events) != 2 || events[0].Action != "second" || events[1].Action != "first" {
+			t.Errorf("events %+v, %v; want second then first", events, err)
+		}
+		if n, err := trail.Verify(tx); err != nil || n != 2 {
+			t.Errorf("Verify = %d, %v", n, err)
+		}
+		return nil
+	})
 }

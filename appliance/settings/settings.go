@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/sealpost/sealpost/appliance/audit"
 	"github.com/sealpost/sealpost/appliance/fault"
@@ -154,14 +155,73 @@ func areas(s *Settings) []struct {
 
 // Load reads every area, with defaults for what was never set.
 func Load(tx *store.Tx) (Settings, error) {
-	v, err := tx.Memo(memoKey, func() (any, error) { return load(tx) })
+	v, err := tx.Memo(memoKey, func() (any, error) { return cached(tx) })
 	if err != nil {
 		return Settings{}, err
 	}
 	return v.(Settings).clone(), nil
 }
 
-const memoKey = "settings"
+const (
+	memoKey    = "settings"
+	changedKey = "settings.changed" // memo: this transaction saved settings
+)
+
+// decoded is the settings last decoded from one store, with the versions
+// of the area records they came from. Nearly every request and every
+// message reads the settings, which change rarely; checking the versions
+// costs a key lookup per area instead of reading, unsealing and decoding
+// every record.
+type decoded struct {
+	mu       sync.Mutex
+	versions []uint64
+	s        Settings
+}
+
+var decodedByStore sync.Map // *store.Store → *decoded
+
+// cached is load through the decoded copy, when the records are the ones
+// it came from. A transaction that saved settings reads its own writes.
+func cached(tx *store.Tx) (Settings, error) {
+	if changed, _ := tx.Memo(changedKey, func() (any, error) { return false, nil }); changed.(bool) {
+		return load(tx)
+	}
+	names := areaNames()
+	versions := make([]uint64, len(names))
+	for i, name := range names {
+		v, err := tx.Version([]byte(recordPrefix + name))
+		if err != nil {
+			return Settings{}, err
+		}
+		versions[i] = v
+	}
+	v, _ := decodedByStore.LoadOrStore(tx.Store(), &decoded{})
+	d := v.(*decoded)
+	d.mu.Lock()
+	if slices.Equal(d.versions, versions) {
+		s := d.s
+		d.mu.Unlock()
+		return s, nil
+	}
+	d.mu.Unlock()
+	s, err := load(tx)
+	if err != nil {
+		return s, err
+	}
+	d.mu.Lock()
+	d.versions, d.s = versions, s.clone()
+	d.mu.Unlock()
+	return s, nil
+}
+
+// areaNames are the areas' store names, in order.
+var areaNames = sync.OnceValue(func() []string {
+	var names []string
+	for _, a := range areas(&Settings{}) {
+		names = append(names, a.name)
+	}
+	return names
+})
 
 // clone copies the lists, so that a caller's changes stay its own.
 func (s Settings) clone() Settings {
@@ -190,6 +250,10 @@ func load(tx *store.Tx) (Settings, error) {
 
 func save(tx *store.Tx, s *Settings) error {
 	tx.Forget(memoKey)
+	tx.Forget(changedKey)
+	if _, err := tx.Memo(changedKey, func() (any, error) { return true, nil }); err != nil {
+		return err
+	}
 	for _, a := range areas(s) {
 		if err := store.PutJSON(tx, []byte(recordPrefix+a.name), a.value.Interface()); err != nil {
 			return err

@@ -128,3 +128,76 @@ func TestValidationRules(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodedCopyFollowsChanges: reads go through the decoded copy, which
+// must never hide a change — a save is seen by the next read, a
+// transaction sees its own save, an old snapshot keeps the old values, and
+// a caller's edits to lists stay its own.
+func TestDecodedCopyFollowsChanges(t *testing.T) {
+	t.Parallel()
+	st, trail := open(t)
+	ctx := context.Background()
+	name := func() string {
+		t.Helper()
+		s, err := Read(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Organization.Name
+	}
+	if got := name(); got != "" {
+		t.Fatalf("fresh store: name %q", got)
+	}
+	for _, want := range []string{"First Clinic", "Second Clinic", "Third Clinic"} {
+		if err := Set(ctx, st, trail, "cli", Change{"organization.name", want}); err != nil {
+			t.Fatal(err)
+		}
+		if got := name(); got != want {
+			t.Fatalf("after setting %q, Read gives %q", want, got)
+		}
+	}
+	err := st.Update(ctx, func(tx *store.Tx) error {
+		if err := SetTx(tx, trail, "cli", Change{"organization.name", "Inside"}); err != nil {
+			return err
+		}
+		s, err := Load(tx)
+		if err != nil {
+			return err
+		}
+		if s.Organization.Name != "Inside" {
+			t.Errorf("a transaction reads %q after saving Inside", s.Organization.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := name(); got != "Inside" {
+		t.Errorf("after the transaction: %q", got)
+	}
+	// A snapshot taken before a change keeps what it saw.
+	err = st.View(func(tx *store.Tx) error {
+		if err := Set(ctx, st, trail, "cli", Change{"organization.name", "Later"}); err != nil {
+			return err
+		}
+		s, err := Load(tx)
+		if err != nil {
+			return err
+		}
+		if s.Organization.Name != "Inside" {
+			t.Errorf("an older snapshot reads %q", s.Organization.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Set(ctx, st, trail, "cli", Change{"organization.domains", "a.example, b.example"}); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := Read(st)
+	s.Organization.Domains[0] = "changed.example"
+	if again, _ := Read(st); again.Organization.Domains[0] != "a.example" {
+		t.Errorf("a caller's edit leaked into the next read: %v", again.Organization.Domains)
+	}
+}

@@ -272,6 +272,12 @@ func (s *Store) attempt(fn func(tx *Tx) error) (err error) {
 		txn.Discard()
 		return errFn{err}
 	}
+	for _, f := range tx.before {
+		if err := f(); err != nil {
+			txn.Discard()
+			return errFn{err}
+		}
+	}
 	err = txn.Commit()
 	committed = err == nil
 	return err

@@ -27,6 +27,7 @@ type Tx struct {
 	writable bool
 	st       *Store
 	done     []func(committed bool)
+	before   []func() error
 	memo     map[string]any
 }
 
@@ -64,6 +65,13 @@ func (tx *Tx) Store() *Store { return tx.st }
 // the commit, before Update waits for the fsync, in registration order.
 func (tx *Tx) OnDone(f func(committed bool)) { tx.done = append(tx.done, f) }
 
+// BeforeCommit registers f to run after the transaction's function has
+// returned without error, just before the commit, in registration order;
+// f may still write. An error from f gives the transaction up and is
+// returned by Update. Work that must happen in commit order (numbering the
+// audit trail) goes here, so that it holds its turn only for the commit.
+func (tx *Tx) BeforeCommit(f func() error) { tx.before = append(tx.before, f) }
+
 func (tx *Tx) finish(committed bool) {
 	done := tx.done
 	tx.done = nil
@@ -86,6 +94,23 @@ func (tx *Tx) Get(key []byte) ([]byte, error) {
 		return nil, fmt.Errorf("get: %w", err)
 	}
 	return tx.open(key, sealed)
+}
+
+// Version is the commit version of the record under key, or 0 when there
+// is none: a cheap test of whether a record changed since a value derived
+// from it was cached, without reading or unsealing it. A record this
+// transaction wrote itself has the transaction's read version, which a
+// committed record can have too, so caches must not trust Version for keys
+// the transaction changed.
+func (tx *Tx) Version(key []byte) (uint64, error) {
+	item, err := tx.txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("get: %w", err)
+	}
+	return item.Version(), nil
 }
 
 func (tx *Tx) open(key, sealed []byte) ([]byte, error) {
