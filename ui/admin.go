@@ -63,6 +63,7 @@ type userPage struct {
 	Groups   []account.Group
 	Pending  []account.PendingAlias
 	Sessions int
+	Usage    account.Usage
 }
 
 func (s *Server) userData(c echo.Context) (userPage, error) {
@@ -75,6 +76,9 @@ func (s *Server) userData(c echo.Context) (userPage, error) {
 		return p, err
 	}
 	if p.Pending, err = s.opts.Accounts.PendingAliases(u.ID); err != nil {
+		return p, err
+	}
+	if p.Usage, err = s.opts.Accounts.Usage(u.ID); err != nil {
 		return p, err
 	}
 	sessions, err := s.opts.Accounts.Sessions(u.ID)

@@ -76,11 +76,7 @@ type User struct {
 	PasswordSet  time.Time `json:"password_set,omitzero"`
 	TOTP         *TOTP     `json:"totp,omitempty"`
 	PendingTOTP  string    `json:"pending_totp,omitempty"` // a secret being enrolled
-
-	// Usage, kept up to date by the message and attachment packages.
-	MessagesSent     int64 `json:"messages_sent,omitempty"`
-	MessagesReceived int64 `json:"messages_received,omitempty"`
-	StorageBytes     int64 `json:"storage_bytes,omitempty"`
+	// A user's usage is a counter of its own (CountUsage), not in the record.
 }
 
 // TOTP is a user's second factor.
@@ -127,6 +123,8 @@ const (
 	userSessions  = "acct/usession/" // + user id + "/" + token hash → ""
 	tokenPrefix   = "acct/token/"    // + purpose + "/" + token hash → Token
 	invitePrefix  = "acct/invites/"  // + inviter id + "/" + time + "/" + invitee id (quota)
+	usagePrefix   = "acct/usage/"    // + user id → Usage (a store.Counter)
+	usageDelta    = "acct/usage-d/"  // + user id + "/" + unique → changes to it
 	filterKey     = "acct/filters"
 )
 
@@ -178,6 +176,7 @@ type Service struct {
 	now      func() time.Time
 	dir      *directory
 	limits   *signInLimits
+	usage    *store.Counter[Usage]
 }
 
 // New loads the directory of users and makes sure the built-in groups exist.
@@ -191,10 +190,13 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		s.baseURL = func() string { return "https://localhost:8443" }
 	}
 	s.limits = newSignInLimits()
+	s.usage = store.NewCounter(usagePrefix, usageDelta, func(sum *Usage, d Usage) {
+		sum.Sent, sum.Received, sum.Bytes = sum.Sent+d.Sent, sum.Received+d.Received, sum.Bytes+d.Bytes
+	})
 	if err := s.ensureBuiltInGroups(ctx); err != nil {
 		return nil, err
 	}
-	dir, err := loadDirectory(s.st)
+	dir, err := loadDirectory(s.st, s.usage)
 	if err != nil {
 		return nil, err
 	}
@@ -325,22 +327,32 @@ type Usage struct {
 }
 
 // CountUsage adds u to a user's usage inside the caller's transaction; the
-// directory shows it once tx commits.
+// directory shows it once tx commits. Usage is a store.Counter, so a
+// user's concurrent sends do not conflict over it.
 func (s *Service) CountUsage(tx *store.Tx, userID string, u Usage) error {
-	usr, err := getUser(tx, userID)
-	if err != nil {
-		return err
-	}
-	usr.MessagesSent += u.Sent
-	usr.MessagesReceived += u.Received
-	usr.StorageBytes = max(0, usr.StorageBytes+u.Bytes)
-	if err := putUser(tx, usr); err != nil {
+	if err := s.usage.Add(tx, userID, u); err != nil {
 		return err
 	}
 	tx.OnDone(func(committed bool) {
 		if committed {
-			s.dir.put(usr)
+			s.dir.addUsage(userID, u)
 		}
 	})
 	return nil
+}
+
+// Usage is a user's usage as the store has it.
+func (s *Service) Usage(id string) (Usage, error) {
+	var u Usage
+	err := s.st.View(func(tx *store.Tx) error {
+		var err error
+		u, err = s.usage.Get(tx, id)
+		return err
+	})
+	return u, err
+}
+
+// RunCounters folds the usage counters' changes until ctx ends.
+func (s *Service) RunCounters(ctx context.Context) {
+	s.usage.Run(ctx, s.st, time.Minute, func(err error) { s.log.Warn().Err(err).Msg("fold usage counts") })
 }

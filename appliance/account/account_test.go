@@ -690,7 +690,7 @@ func TestDirectoryPaging(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The counts kept with each change are those a fresh load finds.
-	fresh, err := loadDirectory(e.st)
+	fresh, err := loadDirectory(e.st, e.svc.usage)
 	if err != nil {
 		t.Fatal(err)
 	}

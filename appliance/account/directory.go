@@ -42,11 +42,10 @@ type Summary struct {
 func summarize(u User) *Summary {
 	return &Summary{ID: u.ID, Email: u.Email, Name: u.Name, Roles: slices.Clone(u.Roles), Group: u.Group,
 		Status: u.Status, LastSignIn: u.LastSignIn, Created: u.Created,
-		MessagesSent: u.MessagesSent, MessagesReceived: u.MessagesReceived, StorageBytes: u.StorageBytes,
 		search: strings.ToLower(u.Email + " " + strings.Join(u.Aliases, " ") + " " + u.Name)}
 }
 
-func loadDirectory(st *store.Store) (*directory, error) {
+func loadDirectory(st *store.Store, usage *store.Counter[Usage]) (*directory, error) {
 	d := &directory{byID: map[string]*Summary{}, byStatus: map[Status]int{}}
 	invites := map[string]int{}
 	err := st.View(func(tx *store.Tx) error {
@@ -56,6 +55,15 @@ func loadDirectory(st *store.Store) (*directory, error) {
 				return err
 			}
 			d.byID[u.ID] = summarize(u)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		err = usage.Each(tx, func(id string, u Usage) error {
+			if e := d.byID[id]; e != nil {
+				e.addUsage(u)
+			}
 			return nil
 		})
 		if err != nil {
@@ -90,6 +98,7 @@ func (d *directory) put(u User) {
 	defer d.mu.Unlock()
 	if old := d.byID[u.ID]; old != nil {
 		e.InvitesUsed = old.InvitesUsed
+		e.MessagesSent, e.MessagesReceived, e.StorageBytes = old.MessagesSent, old.MessagesReceived, old.StorageBytes
 		i := d.index(old.Email, old.ID)
 		d.sorted = slices.Delete(d.sorted, i, i+1)
 		d.byStatus[old.Status]--
@@ -108,6 +117,21 @@ func (d *directory) index(email, id string) int {
 		}
 	}
 	return slices.IndexFunc(d.sorted, func(s *Summary) bool { return s.ID == id })
+}
+
+// addUsage counts a committed change of a user's usage.
+func (d *directory) addUsage(id string, u Usage) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e := d.byID[id]; e != nil {
+		e.addUsage(u)
+	}
+}
+
+func (e *Summary) addUsage(u Usage) {
+	e.MessagesSent += u.Sent
+	e.MessagesReceived += u.Received
+	e.StorageBytes = max(0, e.StorageBytes+u.Bytes)
 }
 
 func (d *directory) invited(inviterID string) {

@@ -54,10 +54,10 @@ func (s *Service) fillMailbox(ctx context.Context, sender, rcpt account.User, n 
 				if err := tx.Put(threadKey(r.Thread, date, r.ID), nil); err != nil {
 					return err
 				}
-				if err := putEntry(tx, sender.ID, nil, entry{ID: r.ID, Folder: Sent, Role: RoleSender, Read: true, Date: date}); err != nil {
+				if err := s.putEntry(tx, sender.ID, nil, entry{ID: r.ID, Folder: Sent, Role: RoleSender, Read: true, Date: date}); err != nil {
 					return err
 				}
-				if err := putEntry(tx, rcpt.ID, nil, entry{ID: r.ID, Folder: Inbox, Role: RoleTo, Date: date}); err != nil {
+				if err := s.putEntry(tx, rcpt.ID, nil, entry{ID: r.ID, Folder: Inbox, Role: RoleTo, Date: date}); err != nil {
 					return err
 				}
 				sl := Slip{UserID: rcpt.ID, Address: rcpt.Email, Name: rcpt.Name, Kind: RoleTo, Notification: "n" + r.ID, Notified: date}
@@ -72,6 +72,10 @@ func (s *Service) fillMailbox(ctx context.Context, sender, rcpt account.User, n 
 			return nil, err
 		}
 		ids = append(ids, made...)
+		// As the running appliance's counter folds a busy mailbox.
+		if err := s.counts.Fold(ctx, s.st, []string{sender.ID, rcpt.ID}); err != nil {
+			return nil, err
+		}
 	}
 	return ids, nil
 }

@@ -179,6 +179,19 @@ func (e *env) user(t testing.TB, role account.Role, email, name string) account.
 	return reg.SignIn.User
 }
 
+// inviteQuota sets the professional group's invitation quota.
+func (e *env) inviteQuota(t testing.TB, n int) {
+	t.Helper()
+	g, err := e.accounts.Group(account.GroupProfessional)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.InviteQuota = n
+	if _, err := e.accounts.SaveGroup(context.Background(), account.ActorOf(e.admin.ID), g); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (e *env) pro(t testing.TB, email, name string) account.User {
 	t.Helper()
 	return e.user(t, account.RoleProfessional, email, name)

@@ -105,7 +105,7 @@ func (s *Service) Apply(ctx context.Context, uid string, a Action, ids []string)
 					return err
 				}
 			}
-			if err := putEntry(tx, uid, &old, e); err != nil {
+			if err := s.putEntry(tx, uid, &old, e); err != nil {
 				return err
 			}
 		}
@@ -125,7 +125,7 @@ func (s *Service) Apply(ctx context.Context, uid string, a Action, ids []string)
 // entirely, with its key and attachments; a sent or received message stays
 // for the other participants.
 func (s *Service) purge(tx *store.Tx, uid string, e entry) (blobs []string, err error) {
-	if err := dropEntry(tx, uid, e); err != nil {
+	if err := s.dropEntry(tx, uid, e); err != nil {
 		return nil, err
 	}
 	r, err := getRecord(tx, e.ID)
@@ -152,6 +152,12 @@ func (s *Service) removeBlobs(ids []string) {
 			s.log.Warn().Err(err).Str("blob_id", id).Msg("remove attachment file")
 		}
 	}
+}
+
+// RunCounters folds the mailbox counters' changes until ctx ends (see
+// store.Counter): a busy mailbox's at once, every other one each minute.
+func (s *Service) RunCounters(ctx context.Context) {
+	s.counts.Run(ctx, s.st, time.Minute, func(err error) { s.log.Warn().Err(err).Msg("fold mailbox counts") })
 }
 
 // Sweep expires messages whose date has passed (shredding their keys) and

@@ -2,7 +2,9 @@ package message
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"sync"
 	"testing"
 
 	"github.com/sealpost/sealpost/appliance/account"
@@ -70,5 +72,76 @@ func TestIntake(t *testing.T) {
 	}
 	if p, _ := e.svc.List(ann.ID, Sent, ""); len(p.Items) != 1 {
 		t.Errorf("a refused intake reached Sent: %d", len(p.Items))
+	}
+}
+
+// TestConcurrentIntakeKeepsQuota: sends of one user run side by side, but
+// invitations under a quota still take turns, so sixteen messages at once,
+// each to a new address, invite exactly as many people as the quota
+// allows and refuse the rest; the sender's Sent count and usage add up.
+func TestConcurrentIntakeKeepsQuota(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	pat := e.pro(t, "pat@clinic.test", "Pat")
+	e.inviteQuota(t, 5)
+	const n = 16
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, err := e.svc.Intake(ctx, Incoming{SenderID: pat.ID, To: []string{fmt.Sprintf("guest%d@outside.test", i)}, Subject: "Results", Text: "x"})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	sent := 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			sent++
+		case fault.KindOf(err) != fault.TooLarge:
+			t.Errorf("a send failed otherwise than on the quota: %v", err)
+		}
+	}
+	if sent != 5 {
+		t.Errorf("%d messages invited someone, want the quota's 5", sent)
+	}
+	e.wantCounts(t, pat, map[Folder]Counts{Sent: {5, 0}})
+	if u, err := e.accounts.Usage(pat.ID); err != nil || u.Sent != 5 {
+		t.Errorf("usage %+v, %v; want 5 sent", u, err)
+	}
+}
+
+// TestConcurrentSendsCommitSideBySide: an administrator's messages (no
+// quota) to new addresses, many at once: all go through and every count
+// adds up, though none waits for another's turn.
+func TestConcurrentSendsCommitSideBySide(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	const n = 40
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, err := e.svc.Intake(ctx, Incoming{SenderID: e.admin.ID, To: []string{fmt.Sprintf("r%d@outside.test", i)}, Subject: "Results", Text: "x"})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.wantCounts(t, e.admin, map[Folder]Counts{Sent: {n, 0}})
+	if u, err := e.accounts.Usage(e.admin.ID); err != nil || u.Sent != n {
+		t.Errorf("usage %+v, %v; want %d sent", u, err, n)
+	}
+	if listed := e.accounts.ListUsers(account.Query{Text: e.admin.Email}).Users; len(listed) != 1 || listed[0].MessagesSent != n {
+		t.Errorf("the directory shows %+v", listed)
 	}
 }

@@ -202,7 +202,8 @@ const (
 	expiryPrefix  = "msg/exp/" // + time + "/" + message
 	entryPrefix   = "mbox/e/"  // + user + "/" + message
 	indexPrefix   = "mbox/i/"  // + user + "/" + folder + "/" + reversed time + "/" + message
-	countsPrefix  = "mbox/n/"  // + user
+	countsPrefix  = "mbox/n/"  // + user: folder counts (a store.Counter)
+	countsDelta   = "mbox/nd/" // + user + "/" + unique: changes to them
 	trashPrefix   = "mbox/t/"  // + time + "/" + user + "/" + message
 )
 
@@ -212,7 +213,6 @@ func dataKeyKey(id string) []byte    { return []byte(keyPrefix + id) }
 func slipKey(id, uid string) []byte  { return []byte(slipPrefix + id + "/" + uid) }
 func contactKey(a, b string) []byte  { return []byte(contactPrefix + a + "/" + b) }
 func entryKey(uid, id string) []byte { return []byte(entryPrefix + uid + "/" + id) }
-func countsKey(uid string) []byte    { return []byte(countsPrefix + uid) }
 func folderPrefix(uid string, f Folder) []byte {
 	return []byte(indexPrefix + uid + "/" + string(f) + "/")
 }
@@ -308,15 +308,23 @@ type Service struct {
 	mu   sync.Mutex
 	subs map[string]map[chan Event]struct{}
 
-	senders sync.Map // user id → *sync.Mutex: one send of a user at a time
+	senders sync.Map // user id → *sync.Mutex: one quota-counted send of a user at a time
+	counts  *store.Counter[map[Folder]Counts]
 }
 
-// sending holds uid's send lock around a store update: a user's sends all
-// write their Sent counts and usage, so concurrent ones would conflict and
-// retry. The lock is taken before the transaction starts (its snapshot must
-// be fresh) and released at the commit, before the fsync wait, so sends of
-// one user still share fsyncs. It returns the update's error.
+// sending runs a send of uid's in a store update. Sends of one user commit
+// side by side: what they all change (Sent counts, usage, the audit
+// trail) takes no turns. Only an invitation under a quota needs one: the
+// quota is a count of earlier invitations, which two concurrent sends
+// would both read as not yet used up. Such a send is told so by
+// needQuotaTurn and runs again holding uid's turn, taken before the
+// transaction starts (its snapshot must be fresh) and given back at the
+// commit, before the fsync wait.
 func (s *Service) sending(ctx context.Context, uid string, fn func(tx *store.Tx) error) error {
+	err := s.st.Update(ctx, fn)
+	if !errors.Is(err, errQuotaTurn) {
+		return err
+	}
 	v, _ := s.senders.LoadOrStore(uid, &sync.Mutex{})
 	m := v.(*sync.Mutex)
 	m.Lock()
@@ -329,15 +337,32 @@ func (s *Service) sending(ctx context.Context, uid string, fn func(tx *store.Tx)
 				unlock()
 			}
 		})
+		if _, err := tx.Memo(quotaTurnKey, func() (any, error) { return true, nil }); err != nil {
+			return err
+		}
 		return fn(tx)
 	})
+}
+
+// errQuotaTurn says a send must run again holding its sender's turn.
+var errQuotaTurn = errors.New("message: the send invites under a quota")
+
+const quotaTurnKey = "message.quota-turn"
+
+// needQuotaTurn is errQuotaTurn unless tx's send holds its sender's turn.
+func needQuotaTurn(tx *store.Tx) error {
+	if held, _ := tx.Memo(quotaTurnKey, func() (any, error) { return false, nil }); held.(bool) {
+		return nil
+	}
+	return errQuotaTurn
 }
 
 // New makes the message domain.
 func New(opts Options) *Service {
 	s := &Service{st: opts.Store, keys: opts.Keys, blobs: opts.Blobs, accounts: opts.Accounts,
 		trail: opts.Audit, notifier: opts.Notifier, delivery: opts.Delivery, log: opts.Logger,
-		baseURL: opts.BaseURL, now: opts.Now, subs: map[string]map[chan Event]struct{}{}}
+		baseURL: opts.BaseURL, now: opts.Now, subs: map[string]map[chan Event]struct{}{},
+		counts: store.NewCounter(countsPrefix, countsDelta, addCounts)}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -421,49 +446,51 @@ func (s *Service) gone(r record) string {
 
 // putEntry writes a mailbox entry and its folder index, replacing old
 // (zero for a new entry), and keeps the counts.
-func putEntry(tx *store.Tx, uid string, old *entry, e entry) error {
-	c, err := counts(tx, uid)
-	if err != nil {
-		return err
-	}
+func (s *Service) putEntry(tx *store.Tx, uid string, old *entry, e entry) error {
+	delta := map[Folder]Counts{}
 	if old != nil {
 		if err := tx.Delete(indexKey(uid, *old)); err != nil {
 			return err
 		}
-		oc := c[old.Folder]
-		oc.Total--
-		if !old.Read {
-			oc.Unread--
-		}
-		c[old.Folder] = oc
+		delta[old.Folder] = countOf(*old, -1)
 	}
-	nc := c[e.Folder]
-	nc.Total++
-	if !e.Read {
-		nc.Unread++
-	}
-	c[e.Folder] = nc
+	nc := delta[e.Folder]
+	nc.add(countOf(e, 1))
+	delta[e.Folder] = nc
 	if err := store.PutJSON(tx, entryKey(uid, e.ID), e); err != nil {
 		return err
 	}
 	if err := tx.Put(indexKey(uid, e), nil); err != nil {
 		return err
 	}
-	return store.PutJSON(tx, countsKey(uid), c)
+	return s.counts.Add(tx, uid, delta)
+}
+
+// countOf is what e adds to its folder's counts, times sign.
+func countOf(e entry, sign int) Counts {
+	c := Counts{Total: sign}
+	if !e.Read {
+		c.Unread = sign
+	}
+	return c
+}
+
+func (c *Counts) add(d Counts) { c.Total += d.Total; c.Unread += d.Unread }
+
+// addCounts sums folder counts (the mailbox counter's addition).
+func addCounts(sum *map[Folder]Counts, d map[Folder]Counts) {
+	if *sum == nil {
+		*sum = map[Folder]Counts{}
+	}
+	for f, dc := range d {
+		c := (*sum)[f]
+		c.add(dc)
+		(*sum)[f] = c
+	}
 }
 
 // dropEntry removes a message from a user's mailbox.
-func dropEntry(tx *store.Tx, uid string, e entry) error {
-	c, err := counts(tx, uid)
-	if err != nil {
-		return err
-	}
-	fc := c[e.Folder]
-	fc.Total--
-	if !e.Read {
-		fc.Unread--
-	}
-	c[e.Folder] = fc
+func (s *Service) dropEntry(tx *store.Tx, uid string, e entry) error {
 	for _, k := range [][]byte{indexKey(uid, e), entryKey(uid, e.ID)} {
 		if err := tx.Delete(k); err != nil {
 			return err
@@ -474,13 +501,13 @@ func dropEntry(tx *store.Tx, uid string, e entry) error {
 			return err
 		}
 	}
-	return store.PutJSON(tx, countsKey(uid), c)
+	return s.counts.Add(tx, uid, map[Folder]Counts{e.Folder: countOf(e, -1)})
 }
 
-func counts(tx *store.Tx, uid string) (map[Folder]Counts, error) {
-	c, err := store.GetJSON[map[Folder]Counts](tx, countsKey(uid))
-	if errors.Is(err, store.ErrNotFound) || c == nil {
-		return map[Folder]Counts{}, nil
+func (s *Service) countsOf(tx *store.Tx, uid string) (map[Folder]Counts, error) {
+	c, err := s.counts.Get(tx, uid)
+	if c == nil {
+		c = map[Folder]Counts{}
 	}
 	return c, err
 }
@@ -490,7 +517,7 @@ func (s *Service) Counts(uid string) (map[Folder]Counts, error) {
 	var c map[Folder]Counts
 	err := s.st.View(func(tx *store.Tx) error {
 		var err error
-		c, err = counts(tx, uid)
+		c, err = s.countsOf(tx, uid)
 		return err
 	})
 	return c, err

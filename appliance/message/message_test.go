@@ -583,14 +583,7 @@ func TestInviteUnregistered(t *testing.T) {
 	}
 
 	// The invite quota applies.
-	g, err := e.accounts.Group(account.GroupProfessional)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.InviteQuota = 2
-	if _, err := e.accounts.SaveGroup(ctx, account.ActorOf(e.admin.ID), g); err != nil {
-		t.Fatal(err)
-	}
+	e.inviteQuota(t, 2)
 	e.send(t, alice, Draft{To: "second@outside.test", Subject: "Hi", Body: "x", InviteConfirmed: true})
 	_, err = e.svc.Send(ctx, alice.ID, Draft{To: "third@outside.test", Subject: "Hi", Body: "x", InviteConfirmed: true})
 	wantKind(t, "over the invite quota", err, fault.TooLarge)
@@ -699,11 +692,14 @@ func TestStorageUsage(t *testing.T) {
 	carol := e.pro(t, "carol@clinic.test", "Carol")
 	usage := func(u account.User) int64 {
 		t.Helper()
-		got, err := e.accounts.User(u.ID)
+		got, err := e.accounts.Usage(u.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return got.StorageBytes
+		if listed := e.accounts.ListUsers(account.Query{Text: u.Email}).Users; len(listed) != 1 || listed[0].StorageBytes != max(0, got.Bytes) {
+			t.Errorf("%s: the directory shows %+v, the store %d bytes", u.Email, listed, got.Bytes)
+		}
+		return got.Bytes
 	}
 	body := "<p>kept as it is</p>" // sanitizing changes nothing
 	data := randomBytes(3, 50_000)

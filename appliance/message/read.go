@@ -231,7 +231,7 @@ func (s *Service) Open(ctx context.Context, uid, id, ip string) (View, error) {
 		if !e.Read {
 			old := e
 			e.Read = true
-			if err := putEntry(tx, uid, &old, e); err != nil {
+			if err := s.putEntry(tx, uid, &old, e); err != nil {
 				return err
 			}
 		}

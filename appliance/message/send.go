@@ -296,7 +296,7 @@ func (s *Service) writeDraft(tx *store.Tx, r record, dk *keyring.DataKey, old *e
 		return err
 	}
 	e := entry{ID: r.ID, Folder: Drafts, Role: RoleSender, Read: true, Date: r.Created}
-	return putEntry(tx, r.SenderID, old, e)
+	return s.putEntry(tx, r.SenderID, old, e)
 }
 
 // Draft reads one of uid's drafts for the compose form.
@@ -573,6 +573,11 @@ func (s *Service) deliver(ctx context.Context, tx *store.Tx, set settings.Settin
 		rc := &rcpts[i]
 		switch {
 		case rc.invite:
+			if !sender.Has(account.RoleAdmin) {
+				if err := needQuotaTurn(tx); err != nil {
+					return err
+				}
+			}
 			inv, err := s.accounts.InviteTx(ctx, tx, sender.ID, account.Invite{Email: rc.Address, Name: rc.Name,
 				Role: account.RoleGuest, Passcode: d.Passcode, RequirePasscode: d.Passcode != "", Quiet: true, Next: Link(r.ID)})
 			if err != nil {
@@ -617,7 +622,7 @@ func (s *Service) deliver(ctx context.Context, tx *store.Tx, set settings.Settin
 			return err
 		}
 	}
-	if err := putEntry(tx, sender.ID, old, entry{ID: r.ID, Folder: Sent, Role: RoleSender, Read: true, Date: now}); err != nil {
+	if err := s.putEntry(tx, sender.ID, old, entry{ID: r.ID, Folder: Sent, Role: RoleSender, Read: true, Date: now}); err != nil {
 		return err
 	}
 	size := r.size()
@@ -626,7 +631,7 @@ func (s *Service) deliver(ctx context.Context, tx *store.Tx, set settings.Settin
 	}
 	*notify = append(*notify, sender.ID)
 	for _, rc := range rcpts {
-		if err := putEntry(tx, rc.UserID, nil, entry{ID: r.ID, Folder: Inbox, Role: rc.Kind, Date: now}); err != nil {
+		if err := s.putEntry(tx, rc.UserID, nil, entry{ID: r.ID, Folder: Inbox, Role: rc.Kind, Date: now}); err != nil {
 			return err
 		}
 		for _, k := range [][]byte{contactKey(sender.ID, rc.UserID), contactKey(rc.UserID, sender.ID)} {

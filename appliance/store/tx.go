@@ -220,6 +220,18 @@ func (tx *Tx) iterate(prefix, seek []byte, reverse bool, skip []byte, fn func(ke
 	return nil
 }
 
+// iterateKeys calls fn with every key under prefix, reading no values.
+func (tx *Tx) iterateKeys(prefix []byte, fn func(key []byte)) error {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix, opts.PrefetchValues = prefix, false
+	it := tx.txn.NewIterator(opts)
+	defer it.Close()
+	for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+		fn(it.Item().KeyCopy(nil))
+	}
+	return nil
+}
+
 // ErrStop ends a Scan early without an error.
 var ErrStop = errors.New("store: stop scan")
 
