@@ -3,12 +3,15 @@ package appliance
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/mail"
+	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sealpost/sealpost/appliance/audit"
@@ -40,15 +43,45 @@ func (a *App) sender(s settings.Settings, to string) (mailer.Sender, string, err
 		return d, "the mail exchangers of " + domainOf(to), nil
 	}
 	r := mailer.Relay{Host: m.RelayHost, Port: m.RelayPort, Security: m.RelaySecurity,
-		Username: m.RelayUsername, Password: m.RelayPassword, HelloName: a.hostname(), Sessions: a.tlsSessions}
+		Username: m.RelayUsername, Password: m.RelayPassword, HelloName: a.hostname(), Sessions: a.tlsSessions,
+		Conns: a.relayConns}
 	if m.RelayCAFile != "" {
-		pool, err := settings.LoadCAFile(m.RelayCAFile)
+		pool, err := a.relayCAs.load(m.RelayCAFile)
 		if err != nil {
 			return nil, "", fmt.Errorf("mail.relay_ca_file: %w", err)
 		}
 		r.RootCAs = pool
 	}
 	return r, fmt.Sprintf("the relay %s:%d (%s)", r.Host, r.Port, r.Security), nil
+}
+
+// caFileCache keeps a CA file parsed while the file is unchanged (same
+// size and modification time): every delivery names the relay's roots,
+// and the connection cache keys connections by them.
+type caFileCache struct {
+	mu    sync.Mutex
+	path  string
+	stamp string
+	pool  *x509.CertPool
+}
+
+func (c *caFileCache) load(path string) (*x509.CertPool, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	stamp := fmt.Sprintf("%d/%d", fi.Size(), fi.ModTime().UnixNano())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pool != nil && c.path == path && c.stamp == stamp {
+		return c.pool, nil
+	}
+	pool, err := settings.LoadCAFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c.path, c.stamp, c.pool = path, stamp, pool
+	return pool, nil
 }
 
 // currentSender is the delivery path the settings name now.

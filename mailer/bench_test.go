@@ -17,22 +17,37 @@ import (
 )
 
 // BenchmarkQueueThroughput measures notifications per second from the queue
-// to a relay on loopback (STARTTLS, one connection per notification).
+// to a relay on loopback (STARTTLS), with a new connection per
+// notification and with the connection cache the appliance uses.
 func BenchmarkQueueThroughput(b *testing.B) {
-	relay := smtptest.Start(b, smtptest.Options{})
-	q := newTestQueue(openStore(b, b.TempDir()), relayFor(relay, "starttls"))
-	enqueue(b, q, b.N, "outside.test")
-	b.ResetTimer()
-	start := time.Now()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { q.Run(ctx) })
-	if got := relay.Wait(b.N, 10*time.Minute); len(got) < b.N {
-		b.Fatalf("delivered %d of %d", len(got), b.N)
+	for _, cached := range []bool{false, true} {
+		name := "connection per notification"
+		if cached {
+			name = "cached connections"
+		}
+		b.Run(name, func(b *testing.B) {
+			relay := smtptest.Start(b, smtptest.Options{})
+			r := relayFor(relay, "starttls")
+			if cached {
+				r.Conns = NewConnCache()
+				defer r.Conns.Close()
+			}
+			q := newTestQueue(openStore(b, b.TempDir()), r)
+			enqueue(b, q, b.N, "outside.test")
+			b.ResetTimer()
+			start := time.Now()
+			ctx, cancel := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			wg.Go(func() { q.Run(ctx) })
+			if got := relay.Wait(b.N, 10*time.Minute); len(got) < b.N {
+				b.Fatalf("delivered %d of %d", len(got), b.N)
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "notifications/s")
+			b.ReportMetric(float64(relay.Sessions()), "connections")
+			cancel()
+			wg.Wait()
+		})
 	}
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "notifications/s")
-	cancel()
-	wg.Wait()
 }
 
 // BenchmarkBacklogDrain queues 100,000 notifications, reopens the store as

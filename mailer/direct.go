@@ -266,5 +266,8 @@ func (d Direct) session(ctx context.Context, ip string, tlsConfig *tls.Config, r
 	client.CommandTimeout = orDefault(d.CommandTimeout, 5*time.Minute)
 	client.SubmissionTimeout = orDefault(d.DataTimeout, 10*time.Minute)
 	reply, err := transact(client, helo, nil, from, to, msg)
+	if err == nil {
+		_ = client.Quit()
+	}
 	return reply, usedTLS, err
 }

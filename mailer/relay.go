@@ -3,6 +3,7 @@ package mailer
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -33,6 +34,8 @@ type Relay struct {
 	// Sessions resumes TLS sessions across deliveries, which saves the
 	// handshake's public-key work on every notification after the first.
 	Sessions tls.ClientSessionCache
+	// Conns, when set, keeps connections open between deliveries.
+	Conns *ConnCache
 	// Timeouts; zero means the RFC 5321 values (5 minutes per command,
 	// 10 minutes after the final dot) and 30 seconds to connect.
 	DialTimeout, CommandTimeout, DataTimeout time.Duration
@@ -69,34 +72,94 @@ func classify(stage string, err error) error {
 }
 
 // Send delivers msg from the envelope sender to the recipients and returns
-// the peer's reply to the final dot.
+// the peer's reply to the final dot. With Conns it first tries an idle
+// connection to the same relay (after RSET; one that fails there is
+// dropped and the next tried, so a stale connection costs no delivery),
+// and keeps the connection for the next message when all went well.
 func (r Relay) Send(ctx context.Context, from string, to []string, msg []byte) (string, error) {
+	key := r.cacheKey()
+	if r.Conns != nil {
+		for c := r.Conns.take(key); c != nil; c = r.Conns.take(key) {
+			stop := context.AfterFunc(ctx, func() { c.raw.SetDeadline(time.Now()) })
+			if err := c.c.Reset(); err != nil {
+				stop()
+				c.c.Close()
+				continue
+			}
+			reply, err := send(c.c, from, to, msg)
+			r.release(key, c, stop, err)
+			return reply, err
+		}
+	}
+	c, err := r.dial(ctx)
+	if err != nil {
+		return "", err
+	}
+	stop := context.AfterFunc(ctx, func() { c.raw.SetDeadline(time.Now()) })
+	reply, err := transact(c.c, r.helo(), r.auth(), from, to, msg)
+	r.release(key, c, stop, err)
+	return reply, err
+}
+
+// release ends a delivery on c: the connection goes back to the cache
+// when the delivery went through and the context did not interrupt it.
+func (r Relay) release(key string, c *cachedConn, stop func() bool, err error) {
+	interrupted := !stop()
+	switch {
+	case err != nil || interrupted:
+		c.c.Close()
+	case r.Conns != nil:
+		r.Conns.put(key, c)
+	default:
+		_ = c.c.Quit()
+		c.c.Close()
+	}
+}
+
+// cacheKey names everything a connection was made with, so that a cached
+// one is used only for the same relay, credentials and trust.
+func (r Relay) cacheKey() string {
+	sum := sha256.Sum256([]byte(r.Password))
+	return fmt.Sprintf("%s|%d|%s|%s|%x|%p|%s", r.Host, r.Port, r.Security, r.Username, sum[:8], r.RootCAs, r.helo())
+}
+
+func (r Relay) helo() string {
+	if r.HelloName == "" {
+		return "localhost"
+	}
+	return r.HelloName
+}
+
+func (r Relay) auth() sasl.Client {
+	if r.Username == "" {
+		return nil
+	}
+	return sasl.NewPlainClient("", r.Username, r.Password)
+}
+
+// dial connects to the relay and sets up TLS; the client has not said
+// EHLO yet.
+func (r Relay) dial(ctx context.Context) (*cachedConn, error) {
 	addr := net.JoinHostPort(r.Host, strconv.Itoa(r.Port))
-	dialTimeout := orDefault(r.DialTimeout, 30*time.Second)
-	d := net.Dialer{Timeout: dialTimeout}
+	d := net.Dialer{Timeout: orDefault(r.DialTimeout, 30*time.Second)}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return "", classify("connect to "+addr, err)
+		return nil, classify("connect to "+addr, err)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
 	tlsConfig := &tls.Config{ServerName: r.Host, RootCAs: r.RootCAs, MinVersion: tls.VersionTLS12, ClientSessionCache: r.Sessions}
-	helo := r.HelloName
-	if helo == "" {
-		helo = "localhost"
-	}
-
 	var c *smtp.Client
 	switch r.Security {
 	case "tls":
 		tc := tls.Client(conn, tlsConfig)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			conn.Close()
-			return "", classify("TLS with "+addr, err)
+			return nil, classify("TLS with "+addr, err)
 		}
 		c = smtp.NewClient(tc)
 	case "starttls":
-		p, err := greet(conn, helo, orDefault(r.CommandTimeout, 5*time.Minute))
+		p, err := greet(conn, r.helo(), orDefault(r.CommandTimeout, 5*time.Minute))
 		if err == nil && !p.offersTLS {
 			err = errors.New("the relay does not offer STARTTLS, which is required (set mail.relay_security to tls for implicit TLS)")
 		}
@@ -106,25 +169,21 @@ func (r Relay) Send(ctx context.Context, from string, to []string, msg []byte) (
 		}
 		if err != nil {
 			conn.Close()
-			return "", classify("STARTTLS with "+addr, err)
+			return nil, classify("STARTTLS with "+addr, err)
 		}
 		c = smtp.NewClient(tc)
 	default:
 		conn.Close()
-		return "", &DeliveryError{Err: fmt.Errorf("relay security %q is not starttls or tls", r.Security)}
+		return nil, &DeliveryError{Err: fmt.Errorf("relay security %q is not starttls or tls", r.Security)}
 	}
-	defer c.Close()
 	c.CommandTimeout = orDefault(r.CommandTimeout, 5*time.Minute)
 	c.SubmissionTimeout = orDefault(r.DataTimeout, 10*time.Minute)
-	var auth sasl.Client
-	if r.Username != "" {
-		auth = sasl.NewPlainClient("", r.Username, r.Password)
-	}
-	return transact(c, helo, auth, from, to, msg)
+	return &cachedConn{c: c, raw: conn, born: time.Now()}, nil
 }
 
-// transact runs one mail transaction on a connected client: EHLO, AUTH when
-// given, MAIL, RCPT, DATA; it returns the reply to the final dot.
+// transact runs one mail transaction on a newly connected client: EHLO,
+// AUTH when given, then send; it returns the reply to the final dot. The
+// connection stays open.
 func transact(c *smtp.Client, helo string, auth sasl.Client, from string, to []string, msg []byte) (string, error) {
 	if err := c.Hello(helo); err != nil {
 		return "", classify("EHLO", err)
@@ -134,6 +193,11 @@ func transact(c *smtp.Client, helo string, auth sasl.Client, from string, to []s
 			return "", classify("AUTH", err)
 		}
 	}
+	return send(c, from, to, msg)
+}
+
+// send is MAIL, RCPT and DATA on a client that has said EHLO.
+func send(c *smtp.Client, from string, to []string, msg []byte) (string, error) {
 	// RET=HDRS where the peer supports DSN: a bounce carries the headers
 	// back (enough to match it), not the notification.
 	if err := c.Mail(from, &smtp.MailOptions{Return: smtp.DSNReturnHeaders}); err != nil {
@@ -155,7 +219,6 @@ func transact(c *smtp.Client, helo string, auth sasl.Client, from string, to []s
 	if err != nil {
 		return "", classify("end of DATA", err)
 	}
-	_ = c.Quit()
 	return "250 " + oneLine(resp.StatusText), nil
 }
 

@@ -117,3 +117,87 @@ func TestRelayFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestRelayReusesConnections: with a connection cache, a run of
+// notifications to the relay shares one connection (one TLS handshake,
+// RSET between messages, authenticated once); a connection the relay has
+// dropped while idle costs no delivery, the next one opens a new
+// connection; other credentials never get a cached connection; Close
+// ends the idle ones.
+func TestRelayReusesConnections(t *testing.T) {
+	t.Parallel()
+	s := smtptest.Start(t, smtptest.Options{User: "sealpost", Pass: "pw"})
+	r := relayFor(s, "starttls")
+	r.Username, r.Password = "sealpost", "pw"
+	r.Conns = NewConnCache()
+	defer r.Conns.Close()
+	ctx := context.Background()
+	send := func(r Relay, n int) {
+		t.Helper()
+		for range n {
+			if _, err := r.Send(ctx, "bounces@b.test", []string{"c@d.test"}, testMsg); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	send(r, 20)
+	if got := s.Sessions(); got != 1 {
+		t.Errorf("20 messages took %d connections, want 1", got)
+	}
+	if got := s.Count(); got != 20 {
+		t.Errorf("the relay got %d messages, want 20", got)
+	}
+	for _, m := range s.Messages() {
+		if !m.TLS || m.AuthUser != "sealpost" || m.From != "bounces@b.test" {
+			t.Fatalf("a message on the reused connection: %+v", m)
+		}
+	}
+	if r.Conns.Idle() != 1 {
+		t.Errorf("%d idle connections, want 1", r.Conns.Idle())
+	}
+
+	s.DropConnections()
+	time.Sleep(50 * time.Millisecond)
+	send(r, 1)
+	if got, n := s.Sessions(), s.Count(); got != 2 || n != 21 {
+		t.Errorf("after the relay dropped the idle connection: %d connections, %d messages; want 2 and 21", got, n)
+	}
+
+	other := r
+	other.Password = "wrong"
+	if _, err := other.Send(ctx, "bounces@b.test", []string{"c@d.test"}, testMsg); err == nil {
+		t.Error("a wrong password delivered (it must not get the cached, authenticated connection)")
+	}
+	if got := s.Sessions(); got != 3 {
+		t.Errorf("other credentials: %d connections, want a third", got)
+	}
+
+	r.Conns.Close()
+	if r.Conns.Idle() != 0 {
+		t.Errorf("%d idle connections after Close", r.Conns.Idle())
+	}
+	send(r, 1) // a closed cache still delivers, on a connection of its own
+	if r.Conns.Idle() != 0 {
+		t.Error("a closed cache kept a connection")
+	}
+}
+
+// TestRelayCacheIdleTime: an idle connection is closed after IdleTime.
+func TestRelayCacheIdleTime(t *testing.T) {
+	t.Parallel()
+	s := smtptest.Start(t, smtptest.Options{})
+	r := relayFor(s, "starttls")
+	r.Conns = NewConnCache()
+	r.Conns.IdleTime = 100 * time.Millisecond
+	if _, err := r.Send(context.Background(), "bounces@b.test", []string{"c@d.test"}, testMsg); err != nil {
+		t.Fatal(err)
+	}
+	if r.Conns.Idle() != 1 {
+		t.Fatalf("%d idle connections after a delivery, want 1", r.Conns.Idle())
+	}
+	for deadline := time.Now().Add(5 * time.Second); r.Conns.Idle() != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the idle connection was never closed")
+		}
+	}
+}

@@ -60,7 +60,33 @@ type Server struct {
 	count    int
 	reply    func(stage string) error // stage: "mail", "rcpt", "data"
 	hang     chan struct{}
-	received chan struct{} // signalled (never blocking) when a message arrives
+	received chan struct{}       // signalled (never blocking) when a message arrives
+	conns    map[*smtp.Conn]bool // every connection accepted; true while open
+}
+
+// Sessions counts the connections the server has accepted (a STARTTLS
+// starts a new session on the same connection, counted once).
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// DropConnections closes every connection the server has accepted, as a
+// relay that times idle clients out does.
+func (s *Server) DropConnections() {
+	s.mu.Lock()
+	var open []*smtp.Conn
+	for c, isOpen := range s.conns {
+		if isOpen {
+			open = append(open, c)
+			s.conns[c] = false
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range open {
+		c.Close()
+	}
 }
 
 // Start runs a server on 127.0.0.1 and stops it when the test ends.
@@ -175,6 +201,14 @@ type backend struct {
 
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	_, isTLS := c.TLSConnectionState()
+	b.s.mu.Lock()
+	if b.s.conns == nil {
+		b.s.conns = map[*smtp.Conn]bool{}
+	}
+	if _, seen := b.s.conns[c]; !seen {
+		b.s.conns[c] = true
+	}
+	b.s.mu.Unlock()
 	return &session{b: b, tls: isTLS, conn: c}, nil
 }
 
