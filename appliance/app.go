@@ -65,6 +65,10 @@ type App struct {
 	now func() time.Time
 	// tlsSessions lets deliveries to the relay resume TLS sessions.
 	tlsSessions tls.ClientSessionCache
+	// relayConns keeps connections to the relay open between deliveries;
+	// relayCAs keeps the relay's CA file parsed (see relayRoots).
+	relayConns *mailer.ConnCache
+	relayCAs   caFileCache
 	// mtaSTS caches the MTA-STS policies of recipient domains for direct
 	// delivery.
 	mtaSTS   *mailer.MTASTS
@@ -85,7 +89,7 @@ func OpenOffline(ctx context.Context, cfg config.Config, opts Options) (app *App
 		opts.Stdout = os.Stdout
 	}
 	a := &App{cfg: cfg, opts: opts, log: opts.Logger, registry: prometheus.NewRegistry(), tlsSessions: tls.NewLRUClientSessionCache(64),
-		mtaSTS: mailer.NewMTASTS(net.DefaultResolver, nil)}
+		relayConns: mailer.NewConnCache(), mtaSTS: mailer.NewMTASTS(net.DefaultResolver, nil)}
 	defer func() {
 		if err != nil {
 			a.Close()
@@ -351,7 +355,9 @@ func (a *App) Serve(ctx context.Context) error {
 	var queueDone sync.WaitGroup
 	queueDone.Go(func() { a.queue.Run(queueCtx) })
 	queueDone.Go(func() { a.sweepMessages(queueCtx) })
-	defer func() { stopQueue(); queueDone.Wait() }()
+	queueDone.Go(func() { a.messages.RunCounters(queueCtx) })
+	queueDone.Go(func() { a.accounts.RunCounters(queueCtx) })
+	defer func() { stopQueue(); queueDone.Wait(); a.relayConns.Close() }()
 
 	errc := make(chan error, len(servers)+len(smtpListeners))
 	var wg sync.WaitGroup

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sealpost/sealpost/appliance/account"
@@ -34,6 +35,8 @@ type gateway struct {
 	mu       sync.Mutex
 	pol      policy.Policy
 	compiled *policy.Compiled // nil until loaded, and after a save
+
+	lowWarned atomic.Int64 // unix time of the last "disk nearly full" warning
 }
 
 func (a *App) smtpOptions() smtpd.Options {
@@ -126,12 +129,16 @@ var (
 	errLoop     = reject(554, [3]int{5, 4, 6}, "Mail loop: this message passed through this gateway before.")
 	errBlocked  = reject(550, [3]int{5, 7, 1}, "The organization's content policy refused this message. You have been sent a notice saying why.")
 	errOnlySafe = reject(550, [3]int{5, 7, 1}, "This gateway accepts only secure messages: add the secure tag to the subject and send it again.")
+	errNoRoom   = reject(452, [3]int{4, 3, 1}, "Insufficient system storage; try again later.")
 )
 
 // checkSender refuses senders who are not professional users (aliases
 // count) at MAIL FROM, unless local senders are provisioned. The null
 // sender is left to the recipients (bounces and the do-not-reply address).
 func (g *gateway) checkSender(ctx context.Context, e *smtpd.Envelope) error {
+	if err := g.roomFor(g.settings()); err != nil {
+		return err
+	}
 	if e.From == "" {
 		return nil
 	}
@@ -158,6 +165,25 @@ func (g *gateway) checkSender(ctx context.Context, e *smtpd.Envelope) error {
 	}
 }
 
+// roomFor defers new mail while the data directory's file system is
+// nearly full (inbound.min_free_mb), as Postfix's queue_minfree does: a
+// store that runs out of space mid-write can only fail, so the sender is
+// asked to come back before that, and nothing already stored is at risk.
+func (g *gateway) roomFor(s settings.Settings) error {
+	if s.Inbound.MinFreeMB == 0 {
+		return nil
+	}
+	free, ok := freeSpace(g.a.cfg.DataDir)
+	if !ok || free >= uint64(s.Inbound.MinFreeMB)<<20 {
+		return nil
+	}
+	if now := time.Now().Unix(); now-g.lowWarned.Load() >= 60 {
+		g.lowWarned.Store(now)
+		g.a.log.Warn().Uint64("free_mib", free>>20).Int("min_free_mb", s.Inbound.MinFreeMB).Msg("gateway deferring mail: the data directory's disk is nearly full")
+	}
+	return errNoRoom
+}
+
 // special are the appliance's own addresses: VERP bounce addresses of
 // notifications and the do-not-reply sender.
 func (g *gateway) special(s settings.Settings, rcpt string) (bounce, noReply bool) {
@@ -172,6 +198,9 @@ func (g *gateway) special(s settings.Settings, rcpt string) (bounce, noReply boo
 func (g *gateway) accept(ctx context.Context, e *smtpd.Envelope, m *smtpd.Message) error {
 	a := g.a
 	s := g.settings()
+	if err := g.roomFor(s); err != nil {
+		return err
+	}
 	if g.looped(m) {
 		return errLoop
 	}

@@ -211,6 +211,30 @@ func TestGatewayRefusals(t *testing.T) {
 			}
 		})
 	}
+
+	// A nearly full disk defers mail (452) before anything is written; with
+	// the check off, the same message goes through.
+	setMinFree := func(mb string) {
+		t.Helper()
+		if out, errOut, code := runCLI(t, a.l.env(), "settings", "set", "--config", "/dev/null", "inbound.min_free_mb", mb); code != 0 {
+			t.Fatalf("settings set inbound.min_free_mb %s: %d %s%s", mb, code, out, errOut)
+		}
+	}
+	setMinFree("10000000") // 10 TiB: more than this machine has free
+	before := a.relay.Count()
+	msg := fmt.Sprintf("From: %s\nTo: %s\nSubject: [secure] Disk space\n\nWaits for room.\n", patEmail, guestEmail)
+	if err := sendSMTP(t, a.in.relay, patEmail, []string{guestEmail}, msg); err == nil || !strings.HasPrefix(err.Error(), "452") || !strings.Contains(err.Error(), "4.3.1 Insufficient system storage") {
+		t.Errorf("with too little free space: %v, want 452 4.3.1", err)
+	}
+	time.Sleep(time.Second) // the queue delivers within a few hundred milliseconds
+	if got := a.relay.Count(); got != before {
+		t.Errorf("%d notifications went out for refused mail", got-before)
+	}
+	setMinFree("0")
+	if err := sendSMTP(t, a.in.relay, patEmail, []string{guestEmail}, msg); err != nil {
+		t.Errorf("with the check off: %v", err)
+	}
+	noticeTo(t, a.relay, guestEmail, "secure message", before+1)
 }
 
 // TestGatewaySubmission: Pat makes an app password on the account page and

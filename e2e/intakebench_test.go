@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -50,11 +53,58 @@ func TestIntakeVersusPostfix(t *testing.T) {
 			t.Fatalf("settings set %s: %s", kv[0], errOut)
 		}
 	}
-	in := start(t, l)
-	sealpostRate := source(in.relay)
+	var sealpostRate float64
+	if dir := os.Getenv("SEALPOST_COMPARE_PROFILE"); dir != "" {
+		// A profiling build: CPU, mutex and block profiles of the run go to dir.
+		in := startBinary(t, profilingBinary(t), l, "SEALPOSTTEST_PPROF=127.0.0.1:6061")
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			saveProfile(t, "http://127.0.0.1:6061/debug/pprof/profile?seconds=8", filepath.Join(dir, "cpu.pprof"))
+		}()
+		sealpostRate = source(in.relay)
+		<-done
+		for _, p := range []string{"mutex", "block", "heap"} {
+			saveProfile(t, "http://127.0.0.1:6061/debug/pprof/"+p, filepath.Join(dir, p+".pprof"))
+		}
+	} else {
+		sealpostRate = source(start(t, l).relay)
+	}
 	t.Logf("%d messages of 10 KiB over 16 connections: Postfix %.0f msgs/s into its queue, Sealpost %.0f msgs/s as secure messages (each fsynced, its recipient invited and notified)",
 		n, postfixRate, sealpostRate)
 	if sealpostRate < postfixRate {
 		t.Errorf("the gateway took %.0f msgs/s, Postfix %.0f", sealpostRate, postfixRate)
+	}
+}
+
+// profilingBinary is sealpost built with the sealpost_pprof tag, which
+// serves pprof on the address in SEALPOSTTEST_PPROF.
+func profilingBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(filepath.Dir(binary), "sealpost-pprof")
+	build := exec.Command("go", "build", "-tags", "sealpost_pprof", "-o", bin, "..")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the profiling binary: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func saveProfile(t *testing.T, url, path string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Errorf("profile %s: %v", url, err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		t.Error(err)
 	}
 }

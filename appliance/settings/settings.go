@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/sealpost/sealpost/appliance/audit"
 	"github.com/sealpost/sealpost/appliance/fault"
@@ -59,6 +61,7 @@ type Inbound struct {
 	MaxConnsPerIP  int      `key:"max_connections_per_ip" doc:"Concurrent SMTP connections one client address may hold."`
 	Timeout        int      `key:"timeout_seconds" doc:"An SMTP client that sends nothing for this many seconds is disconnected."`
 	ProvisionLocal bool     `key:"provision_local" doc:"An unknown sender with an address of an organization domain gets a professional account (invited) instead of a refusal."`
+	MinFreeMB      int      `key:"min_free_mb" doc:"New mail is deferred (452) while the data directory's file system has less than this many MiB free; 0: no check."`
 }
 
 // Organization is who runs the appliance.
@@ -129,7 +132,7 @@ func Defaults() Settings {
 			InvitationDays: 14, PasswordMinLength: 12, SignInAttempts: 5, LockoutMinutes: 15, AdminRequiresTOTP: true},
 		Registration: Registration{Access: "open", InvitationOnly: true, Level: 2},
 		Inbound: Inbound{SubjectTag: "[secure]", SecureHeader: "X-Sealpost-Secure", NotSecure: "pass",
-			MaxMessageMB: 25, MaxRecipients: 500, MaxConnsPerIP: 20, Timeout: 300},
+			MaxMessageMB: 25, MaxRecipients: 500, MaxConnsPerIP: 20, Timeout: 300, MinFreeMB: 1024},
 		Messages: Messages{TrashDays: 30, Restrictions: true, ReadNotification: true,
 			MaxRecipients: 500, MaxBodyKB: 2048},
 	}
@@ -167,38 +170,48 @@ const (
 	changedKey = "settings.changed" // memo: this transaction saved settings
 )
 
-// decoded is the settings last decoded from one store, with the versions
-// of the area records they came from. Nearly every request and every
-// message reads the settings, which change rarely; checking the versions
-// costs a key lookup per area instead of reading, unsealing and decoding
-// every record.
+// decoded is the settings last decoded from one store. Nearly every
+// request and every message reads the settings, which change rarely.
+// Inside a transaction the copy is checked against the version of the
+// stamp record that every save rewrites (one key lookup instead of reading,
+// unsealing and decoding every area); outside one, Read checks a count of
+// committed saves kept in memory, which is exact because only this process
+// writes its store.
 type decoded struct {
-	mu       sync.Mutex
-	versions []uint64
-	s        Settings
+	mu      sync.Mutex
+	version uint64 // of the stamp record the copy was decoded under
+	valid   bool
+	s       Settings
+
+	saves     atomic.Uint64 // committed saves
+	readSaves uint64        // saves when Read last decoded
+	read      *Settings     // what Read last decoded
 }
 
 var decodedByStore sync.Map // *store.Store → *decoded
 
+func decodedOf(st *store.Store) *decoded {
+	v, _ := decodedByStore.LoadOrStore(st, &decoded{})
+	return v.(*decoded)
+}
+
+// stampKey is rewritten with every save, so its version changes with
+// every change of any area.
+var stampKey = []byte(recordPrefix + ".stamp")
+
 // cached is load through the decoded copy, when the records are the ones
-// it came from. A transaction that saved settings reads its own writes.
+// it came from. A transaction that saved reads its own writes.
 func cached(tx *store.Tx) (Settings, error) {
 	if changed, _ := tx.Memo(changedKey, func() (any, error) { return false, nil }); changed.(bool) {
 		return load(tx)
 	}
-	names := areaNames()
-	versions := make([]uint64, len(names))
-	for i, name := range names {
-		v, err := tx.Version([]byte(recordPrefix + name))
-		if err != nil {
-			return Settings{}, err
-		}
-		versions[i] = v
+	version, err := tx.Version(stampKey)
+	if err != nil {
+		return Settings{}, err
 	}
-	v, _ := decodedByStore.LoadOrStore(tx.Store(), &decoded{})
-	d := v.(*decoded)
+	d := decodedOf(tx.Store())
 	d.mu.Lock()
-	if slices.Equal(d.versions, versions) {
+	if d.valid && d.version == version {
 		s := d.s
 		d.mu.Unlock()
 		return s, nil
@@ -209,19 +222,10 @@ func cached(tx *store.Tx) (Settings, error) {
 		return s, err
 	}
 	d.mu.Lock()
-	d.versions, d.s = versions, s.clone()
+	d.version, d.valid, d.s = version, true, s.clone()
 	d.mu.Unlock()
 	return s, nil
 }
-
-// areaNames are the areas' store names, in order.
-var areaNames = sync.OnceValue(func() []string {
-	var names []string
-	for _, a := range areas(&Settings{}) {
-		names = append(names, a.name)
-	}
-	return names
-})
 
 // clone copies the lists, so that a caller's changes stay its own.
 func (s Settings) clone() Settings {
@@ -254,6 +258,15 @@ func save(tx *store.Tx, s *Settings) error {
 	if _, err := tx.Memo(changedKey, func() (any, error) { return true, nil }); err != nil {
 		return err
 	}
+	d := decodedOf(tx.Store())
+	tx.OnDone(func(committed bool) {
+		if committed {
+			d.saves.Add(1)
+		}
+	})
+	if err := tx.Put(stampKey, fmt.Appendf(nil, "%d", time.Now().UnixNano())); err != nil {
+		return err
+	}
 	for _, a := range areas(s) {
 		if err := store.PutJSON(tx, []byte(recordPrefix+a.name), a.value.Interface()); err != nil {
 			return err
@@ -262,15 +275,33 @@ func save(tx *store.Tx, s *Settings) error {
 	return nil
 }
 
-// Read loads the settings in a read-only transaction.
+// Read loads the settings as last committed.
 func Read(st *store.Store) (Settings, error) {
+	d := decodedOf(st)
+	saves := d.saves.Load()
+	d.mu.Lock()
+	if d.read != nil && d.readSaves == saves {
+		s := d.read.clone()
+		d.mu.Unlock()
+		return s, nil
+	}
+	d.mu.Unlock()
 	var s Settings
 	err := st.View(func(tx *store.Tx) error {
 		var err error
 		s, err = Load(tx)
 		return err
 	})
-	return s, err
+	if err != nil {
+		return s, err
+	}
+	// The snapshot began after saves was read, so it holds at least those
+	// saves; a later one makes the next Read decode again.
+	d.mu.Lock()
+	keep := s.clone()
+	d.read, d.readSaves = &keep, saves
+	d.mu.Unlock()
+	return s, nil
 }
 
 // field is one settable key.

@@ -141,6 +141,7 @@ func (s *Settings) Validate() []error {
 	between("inbound.max_message_mb", in.MaxMessageMB, 1, 2048)
 	between("inbound.max_recipients", in.MaxRecipients, 100, 10000)
 	between("inbound.max_connections_per_ip", in.MaxConnsPerIP, 1, 1000)
+	between("inbound.min_free_mb", in.MinFreeMB, 0, 10_000_000)
 	between("inbound.timeout_seconds", in.Timeout, 10, 3600)
 	msg := s.Messages
 	between("messages.expiry_default_days", msg.ExpiryDefaultDays, 0, 3650)
