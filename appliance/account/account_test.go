@@ -514,11 +514,31 @@ func TestInviteRulesAndQuota(t *testing.T) {
 	}
 	g0, _ := e.svc.UserByAddress("g0@outside.test")
 	old := tokenOf(t, e.mail.last(t, "invitation", "g0@outside.test").Link)
+	// Two messages' links (as secure messages to g0 carry): both live, and
+	// the invitation's too.
+	var messageLinks []string
+	for _, m := range []string{"/mail/m/one", "/mail/m/two"} {
+		err := e.st.Update(ctx, func(tx *store.Tx) error {
+			link, err := e.svc.InvitationLinkTx(tx, g0.ID, pro.ID, m)
+			messageLinks = append(messageLinks, link)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, l := range append(messageLinks, "?token="+old) {
+		if _, err := e.svc.Invitation(tokenOf(t, l)); err != nil {
+			t.Errorf("link %s before the resend: %v", l, err)
+		}
+	}
 	if err := e.svc.ResendInvitation(ctx, pro.ID, g0.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.Invitation(old); fault.KindOf(err) != fault.NotFound {
-		t.Errorf("the old link after a resend: %v", err)
+	for _, l := range append(messageLinks, "?token="+old) {
+		if _, err := e.svc.Invitation(tokenOf(t, l)); fault.KindOf(err) != fault.NotFound {
+			t.Errorf("link %s after a resend: %v", l, err)
+		}
 	}
 	if _, err := e.svc.Invitation(tokenOf(t, e.mail.last(t, "invitation", "g0@outside.test").Link)); err != nil {
 		t.Errorf("the new link: %v", err)

@@ -300,7 +300,7 @@ func (s *Service) InviteTx(ctx context.Context, tx *store.Tx, inviterID string, 
 	if err := tx.Put(fmt.Appendf(nil, "%s%s/%020d/%s", invitePrefix, inviter.ID, s.now().UnixNano(), u.ID), nil); err != nil {
 		return InviteResult{}, err
 	}
-	link, err := s.sendInvitation(tx, set, u, inviter.DisplayName(), adm.level, passHash, in.Next, in.Quiet)
+	link, err := s.sendInvitation(tx, set, u, inviter.DisplayName(), adm.level, passHash, in.Next, "", in.Quiet)
 	if err != nil {
 		return InviteResult{}, err
 	}
@@ -333,10 +333,14 @@ func (s *Service) invitesInPeriod(tx *store.Tx, uid string, days int) (int, erro
 
 // sendInvitation issues an invitation link and mails it, unless quiet;
 // next is where the user lands after registering.
-func (s *Service) sendInvitation(tx *store.Tx, set settings.Settings, u User, inviterName string, level int, passHash, next string, quiet bool) (string, error) {
+// slot names the link among the user's live ones: empty for the
+// invitation itself, which a new one replaces, or the message a
+// notification's link leads to, so that every notification's link keeps
+// working until the user registers.
+func (s *Service) sendInvitation(tx *store.Tx, set settings.Settings, u User, inviterName string, level int, passHash, next, slot string, quiet bool) (string, error) {
 	life := time.Duration(set.Security.InvitationDays) * 24 * time.Hour
 	secret, err := issueToken(tx, Token{Purpose: purposeInvite, UserID: u.ID, Created: s.now().UTC(),
-		Expires: s.now().Add(life).UTC(), Level: level, PasscodeHash: passHash, InviterName: inviterName})
+		Expires: s.now().Add(life).UTC(), Level: level, PasscodeHash: passHash, InviterName: inviterName, Slot: slot})
 	if err != nil {
 		return "", err
 	}
@@ -359,7 +363,8 @@ func (s *Service) notify(tx *store.Tx, n Notice) error {
 }
 
 // ResendInvitation sends a new invitation link to a user who has not
-// registered yet; the old link stops working. A new level-3 passcode may be
+// registered yet; the old link stops working, and so do the links of
+// notifications sent to them so far. A new level-3 passcode may be
 // given; without one the old passcode stays.
 func (s *Service) ResendInvitation(ctx context.Context, actorID, userID string) error {
 	return s.st.Update(ctx, func(tx *store.Tx) error {
@@ -377,16 +382,19 @@ func (s *Service) ResendInvitation(ctx context.Context, actorID, userID string) 
 		if !actor.Has(RoleAdmin) && u.InvitedBy != actorID {
 			return fault.E(fault.NotFound, "no such user", nil)
 		}
-		if _, err := s.reissueInvitation(tx, u, actor, "", false); err != nil {
+		if _, err := s.reissueInvitation(tx, u, actor, "", "", false); err != nil {
+			return err
+		}
+		if err := voidSlottedTokens(tx, u.ID, purposeInvite); err != nil {
 			return err
 		}
 		return s.audit(tx, ActorOf(actorID), "user.invite_resend", "user/"+u.ID, nil)
 	})
 }
 
-// InvitationLinkTx issues a new registration link for a user who has not
-// registered yet, without mailing it (the old link stops working): a
-// secure message to them carries it, and next is the message.
+// InvitationLinkTx issues a registration link for a user who has not
+// registered yet, without mailing it: a secure message to them carries it,
+// and next is the message. Links of earlier messages keep working.
 func (s *Service) InvitationLinkTx(tx *store.Tx, userID, senderID, next string) (string, error) {
 	u, err := getUser(tx, userID)
 	if err != nil {
@@ -399,12 +407,12 @@ func (s *Service) InvitationLinkTx(tx *store.Tx, userID, senderID, next string) 
 	if err != nil {
 		return "", err
 	}
-	return s.reissueInvitation(tx, u, sender, next, true)
+	return s.reissueInvitation(tx, u, sender, next, next, true)
 }
 
-// reissueInvitation replaces a user's invitation link, keeping its level
-// and passcode.
-func (s *Service) reissueInvitation(tx *store.Tx, u, actor User, next string, quiet bool) (string, error) {
+// reissueInvitation issues a user's invitation link in slot (see
+// sendInvitation) again, keeping the invitation's level and passcode.
+func (s *Service) reissueInvitation(tx *store.Tx, u, actor User, next, slot string, quiet bool) (string, error) {
 	set, err := settings.Load(tx)
 	if err != nil {
 		return "", err
@@ -431,7 +439,7 @@ func (s *Service) reissueInvitation(tx *store.Tx, u, actor User, next string, qu
 			inviterName = inv.DisplayName()
 		}
 	}
-	return s.sendInvitation(tx, set, u, inviterName, level, passHash, next, quiet)
+	return s.sendInvitation(tx, set, u, inviterName, level, passHash, next, slot, quiet)
 }
 
 // Invitation is what the registration page shows of a pending invitation.
@@ -731,7 +739,7 @@ func (s *Service) SelfRegister(ctx context.Context, email, ip string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := s.sendInvitation(tx, set, u, "", level, "", "", false); err != nil {
+		if _, err := s.sendInvitation(tx, set, u, "", level, "", "", "", false); err != nil {
 			return err
 		}
 		return s.audit(tx, "anonymous", "registration.self", "user/"+u.ID, map[string]string{"remote_ip": ip})

@@ -25,6 +25,10 @@ type Token struct {
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires"`
 	Address string    `json:"address,omitempty"` // alias being confirmed
+	// Slot keeps this link apart from the user's others of the purpose (an
+	// invitation link per message); empty: the one link, which a new one
+	// replaces.
+	Slot string `json:"slot,omitempty"`
 
 	// Registration in progress (invitations).
 	Level        int       `json:"level,omitempty"`
@@ -49,9 +53,12 @@ func userTokenKey(uid, purpose, extra string) []byte {
 }
 
 // issueToken stores t and returns the secret for the link. An earlier live
-// token of the same user, purpose and address is voided.
+// token of the same user, purpose and address (or slot) is voided.
 func issueToken(tx *store.Tx, t Token) (string, error) {
 	ref := userTokenKey(t.UserID, t.Purpose, t.Address)
+	if t.Slot != "" {
+		ref = userTokenKey(t.UserID, t.Purpose, slotPrefix+t.Slot)
+	}
 	if old, err := tx.Get(ref); err == nil {
 		if err := tx.Delete(tokenKey(t.Purpose, string(old))); err != nil {
 			return "", err
@@ -65,6 +72,27 @@ func issueToken(tx *store.Tx, t Token) (string, error) {
 		return "", err
 	}
 	return secret, tx.Put(ref, []byte(h))
+}
+
+// slotPrefix keeps slotted links' references apart from addresses.
+const slotPrefix = "slot:"
+
+// voidSlottedTokens voids every slotted token of a user and purpose.
+func voidSlottedTokens(tx *store.Tx, uid, purpose string) error {
+	var refs, tokens [][]byte
+	err := tx.Scan(userTokenKey(uid, purpose, slotPrefix), func(key, value []byte) error {
+		refs, tokens = append(refs, key), append(tokens, tokenKey(purpose, string(value)))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range append(refs, tokens...) {
+		if err := tx.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // errLink is the answer to a link that is unknown, used or expired: one

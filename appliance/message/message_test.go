@@ -571,6 +571,20 @@ func TestInviteUnregistered(t *testing.T) {
 	if len(notices) != 2 || !strings.Contains(notices[1].Link, "/register?token=") || !strings.Contains(notices[1].Link, "next=%2Fmail%2Fm%2F"+id2) {
 		t.Errorf("the second notice: %+v", notices)
 	}
+	// Both notifications' links work until they register.
+	tokenOf := func(raw string) string {
+		t.Helper()
+		l, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Query().Get("token")
+	}
+	for i, n := range notices {
+		if inv, err := e.accounts.Invitation(tokenOf(n.Link)); err != nil || inv.Email != "new@outside.test" {
+			t.Errorf("notice %d's link: %+v, %v", i+1, inv, err)
+		}
+	}
 
 	// Registering with the link lands them with their messages.
 	link, _ = url.Parse(notices[1].Link)
@@ -580,6 +594,9 @@ func TestInviteUnregistered(t *testing.T) {
 	}
 	if v := e.open(t, reg.SignIn.User, res.ID); v.Subject != "Welcome" {
 		t.Errorf("the new guest reads %+v", v)
+	}
+	if _, err := e.accounts.Invitation(tokenOf(notices[0].Link)); fault.KindOf(err) != fault.NotFound {
+		t.Errorf("the first notice's link after registering: %v, want not found", err)
 	}
 
 	// The invite quota applies.
