@@ -83,7 +83,10 @@ func BenchmarkBacklogDrain(b *testing.B) {
 
 		// The baseline is an idle appliance: the store open, the queue not
 		// yet running.
-		q := newTestQueue(openStore(b, dir), relayFor(relay, "starttls"))
+		r := relayFor(relay, "starttls")
+		r.Conns = NewConnCache() // as the appliance delivers
+		defer r.Conns.Close()
+		q := newTestQueue(openStore(b, dir), r)
 		runtime.GC()
 		before, beforeAnon := rssMiB(), rssAnonMiB()
 		ctx, cancel := context.WithCancel(context.Background())

@@ -60,28 +60,60 @@ type Server struct {
 	count    int
 	reply    func(stage string) error // stage: "mail", "rcpt", "data"
 	hang     chan struct{}
-	received chan struct{}       // signalled (never blocking) when a message arrives
-	conns    map[*smtp.Conn]bool // every connection accepted; true while open
+	received chan struct{}             // signalled (never blocking) when a message arrives
+	accepted int                       // connections accepted
+	open     map[*trackedConn]struct{} // and not yet closed
 }
 
-// Sessions counts the connections the server has accepted (a STARTTLS
-// starts a new session on the same connection, counted once).
+// trackedConn is an accepted connection the server counts and can drop.
+type trackedConn struct {
+	net.Conn
+	s    *Server
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.s.mu.Lock()
+		delete(c.s.open, c)
+		c.s.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// countingListener counts and tracks the connections it accepts.
+type countingListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc := &trackedConn{Conn: c, s: l.s}
+	l.s.mu.Lock()
+	l.s.accepted++
+	l.s.open[tc] = struct{}{}
+	l.s.mu.Unlock()
+	return tc, nil
+}
+
+// Sessions counts the connections the server has accepted.
 func (s *Server) Sessions() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.conns)
+	return s.accepted
 }
 
 // DropConnections closes every connection the server has accepted, as a
 // relay that times idle clients out does.
 func (s *Server) DropConnections() {
 	s.mu.Lock()
-	var open []*smtp.Conn
-	for c, isOpen := range s.conns {
-		if isOpen {
-			open = append(open, c)
-			s.conns[c] = false
-		}
+	var open []*trackedConn
+	for c := range s.open {
+		open = append(open, c)
 	}
 	s.mu.Unlock()
 	for _, c := range open {
@@ -96,7 +128,7 @@ func Start(t testing.TB, opts Options) *Server {
 	if opts.Cert != nil {
 		cert = *opts.Cert
 	}
-	s := &Server{RootCAs: pool, CertDER: cert.Certificate[0], received: make(chan struct{}, 1)}
+	s := &Server{RootCAs: pool, CertDER: cert.Certificate[0], received: make(chan struct{}, 1), open: map[*trackedConn]struct{}{}}
 	srv := smtp.NewServer(&backend{s: s, opts: opts})
 	srv.Domain = "relay.test"
 	srv.ReadTimeout, srv.WriteTimeout = 30*time.Second, 30*time.Second
@@ -115,6 +147,7 @@ func Start(t testing.TB, opts Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ln = countingListener{Listener: ln, s: s}
 	if opts.ImplicitTLS {
 		ln = tls.NewListener(ln, tlsConfig)
 	}
@@ -201,14 +234,6 @@ type backend struct {
 
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	_, isTLS := c.TLSConnectionState()
-	b.s.mu.Lock()
-	if b.s.conns == nil {
-		b.s.conns = map[*smtp.Conn]bool{}
-	}
-	if _, seen := b.s.conns[c]; !seen {
-		b.s.conns[c] = true
-	}
-	b.s.mu.Unlock()
 	return &session{b: b, tls: isTLS, conn: c}, nil
 }
 
