@@ -9,5 +9,9 @@ func freeSpace(dir string) (free uint64, ok bool) {
 	if err := syscall.Statfs(dir, &st); err != nil {
 		return 0, false
 	}
-	return st.Bavail * uint64(st.Bsize), true
+	unit := uint64(st.Frsize) // the unit of the block counts; Bsize where it is not set
+	if unit == 0 {
+		unit = uint64(st.Bsize)
+	}
+	return st.Bavail * unit, true
 }

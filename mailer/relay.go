@@ -78,7 +78,7 @@ func classify(stage string, err error) error {
 // and keeps the connection for the next message when all went well.
 func (r Relay) Send(ctx context.Context, from string, to []string, msg []byte) (string, error) {
 	key := r.cacheKey()
-	if r.Conns != nil {
+	if r.Conns != nil && ctx.Err() == nil {
 		for c := r.Conns.take(key); c != nil; c = r.Conns.take(key) {
 			stop := context.AfterFunc(ctx, func() { c.raw.SetDeadline(time.Now()) })
 			if err := c.c.Reset(); err != nil {
@@ -86,7 +86,15 @@ func (r Relay) Send(ctx context.Context, from string, to []string, msg []byte) (
 				c.c.Close()
 				continue
 			}
-			reply, err := send(c.c, from, to, msg)
+			reply, err, sentDot := send(c.c, from, to, msg)
+			if err != nil && !sentDot && staleConnection(err) && ctx.Err() == nil {
+				// A reused connection the relay has given up on (closed,
+				// or 421 after its per-connection limit) before the
+				// message was handed over: try the next, or a new one.
+				stop()
+				c.c.Close()
+				continue
+			}
 			r.release(key, c, stop, err)
 			return reply, err
 		}
@@ -99,6 +107,16 @@ func (r Relay) Send(ctx context.Context, from string, to []string, msg []byte) (
 	reply, err := transact(c.c, r.helo(), r.auth(), from, to, msg)
 	r.release(key, c, stop, err)
 	return reply, err
+}
+
+// staleConnection says whether err is what a connection the peer no
+// longer serves gives: no SMTP reply at all, or 421 (closing).
+func staleConnection(err error) bool {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se.Code == 421
+	}
+	return true
 }
 
 // release ends a delivery on c: the connection goes back to the cache
@@ -193,33 +211,36 @@ func transact(c *smtp.Client, helo string, auth sasl.Client, from string, to []s
 			return "", classify("AUTH", err)
 		}
 	}
-	return send(c, from, to, msg)
+	reply, err, _ := send(c, from, to, msg)
+	return reply, err
 }
 
-// send is MAIL, RCPT and DATA on a client that has said EHLO.
-func send(c *smtp.Client, from string, to []string, msg []byte) (string, error) {
+// send is MAIL, RCPT and DATA on a client that has said EHLO. sentDot says
+// whether it got as far as ending the data, after which the peer may have
+// taken the message whatever went wrong.
+func send(c *smtp.Client, from string, to []string, msg []byte) (reply string, err error, sentDot bool) {
 	// RET=HDRS where the peer supports DSN: a bounce carries the headers
 	// back (enough to match it), not the notification.
 	if err := c.Mail(from, &smtp.MailOptions{Return: smtp.DSNReturnHeaders}); err != nil {
-		return "", classify("MAIL FROM", err)
+		return "", classify("MAIL FROM", err), false
 	}
 	for _, rcpt := range to {
 		if err := c.Rcpt(rcpt, nil); err != nil {
-			return "", classify("RCPT TO", err)
+			return "", classify("RCPT TO", err), false
 		}
 	}
 	w, err := c.Data()
 	if err != nil {
-		return "", classify("DATA", err)
+		return "", classify("DATA", err), false
 	}
 	if _, err := w.Write(msg); err != nil {
-		return "", classify("DATA", err)
+		return "", classify("DATA", err), false
 	}
 	resp, err := w.CloseWithResponse()
 	if err != nil {
-		return "", classify("end of DATA", err)
+		return "", classify("end of DATA", err), true
 	}
-	return "250 " + oneLine(resp.StatusText), nil
+	return "250 " + oneLine(resp.StatusText), nil, true
 }
 
 func orDefault(d, def time.Duration) time.Duration {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -199,5 +200,49 @@ func TestRelayCacheIdleTime(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("the idle connection was never closed")
 		}
+	}
+}
+
+// TestRelayReuseRetriesAStaleConnection: a relay that stops serving a
+// reused connection before taking the message (421 at MAIL, as one with a
+// per-connection limit does) costs no delivery: it goes out on a new
+// connection. A real refusal (550) is not retried.
+func TestRelayReuseRetriesAStaleConnection(t *testing.T) {
+	t.Parallel()
+	s := smtptest.Start(t, smtptest.Options{})
+	r := relayFor(s, "starttls")
+	r.Conns = NewConnCache()
+	defer r.Conns.Close()
+	ctx := context.Background()
+	if _, err := r.Send(ctx, "bounces@b.test", []string{"c@d.test"}, testMsg); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	s.Reply(func(stage string) error {
+		var err error
+		if stage == "mail" {
+			once.Do(func() { err = &smtp.SMTPError{Code: 421, Message: "too many messages on this connection"} })
+		}
+		return err
+	})
+	if _, err := r.Send(ctx, "bounces@b.test", []string{"c@d.test"}, testMsg); err != nil {
+		t.Fatalf("after a 421 on the reused connection: %v", err)
+	}
+	if got, n := s.Sessions(), s.Count(); got != 2 || n != 2 {
+		t.Errorf("%d connections, %d messages; want 2 and 2", got, n)
+	}
+	s.Reply(func(stage string) error {
+		if stage == "rcpt" {
+			return &smtp.SMTPError{Code: 550, Message: "no such user"}
+		}
+		return nil
+	})
+	_, err := r.Send(ctx, "bounces@b.test", []string{"nobody@d.test"}, testMsg)
+	var de *DeliveryError
+	if !errors.As(err, &de) || !de.Permanent {
+		t.Errorf("a 550 on a reused connection: %v, want a permanent failure", err)
+	}
+	if got := s.Sessions(); got != 2 {
+		t.Errorf("a 550 was retried on a new connection (%d connections)", got)
 	}
 }

@@ -123,6 +123,7 @@ const (
 	userSessions  = "acct/usession/" // + user id + "/" + token hash → ""
 	tokenPrefix   = "acct/token/"    // + purpose + "/" + token hash → Token
 	invitePrefix  = "acct/invites/"  // + inviter id + "/" + time + "/" + invitee id (quota)
+	quotaPrefix   = "acct/quota/"    // + inviter id → time of the last counted invitation
 	usagePrefix   = "acct/usage/"    // + user id → Usage (a store.Counter)
 	usageDelta    = "acct/usage-d/"  // + user id + "/" + unique → changes to it
 	filterKey     = "acct/filters"
@@ -349,6 +350,7 @@ func (s *Service) Usage(id string) (Usage, error) {
 		u, err = s.usage.Get(tx, id)
 		return err
 	})
+	u.Bytes = max(0, u.Bytes) // as the directory shows it
 	return u, err
 }
 

@@ -448,15 +448,32 @@ func TestInvitationLevels(t *testing.T) {
 		t.Fatal(err)
 	}
 	link = tokenOf(t, e.mail.last(t, "invitation", "max@outside.test").Link)
+	// Messages to Max carry links of their own; the guesses are counted
+	// for the invitation, whichever link they come through, and voiding
+	// it ends every link.
+	links := []string{link}
+	maxUser, _ := e.svc.UserByAddress("max@outside.test")
+	for _, m := range []string{"/mail/m/one", "/mail/m/two"} {
+		err := e.st.Update(ctx, func(tx *store.Tx) error {
+			l, err := e.svc.InvitationLinkTx(tx, maxUser.ID, e.admin.ID, m)
+			links = append(links, tokenOf(t, l))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	var last error
-	for range maxRegistrationAttempts {
-		_, last = e.svc.Register(ctx, link, Registration{Name: "Max", Password: pw, Confirm: pw, Passcode: "guess-guess"}, "10.0.0.1", "test")
+	for i := range maxRegistrationAttempts {
+		_, last = e.svc.Register(ctx, links[i%len(links)], Registration{Name: "Max", Password: pw, Confirm: pw, Passcode: "guess-guess"}, "10.0.0.1", "test")
 	}
 	if fault.KindOf(last) != fault.Permission {
-		t.Errorf("after %d wrong passcodes: %v", maxRegistrationAttempts, last)
+		t.Errorf("after %d wrong passcodes over %d links: %v", maxRegistrationAttempts, len(links), last)
 	}
-	if _, err := e.svc.Register(ctx, link, Registration{Name: "Max", Password: pw, Confirm: pw, Passcode: "right-passcode"}, "10.0.0.1", "test"); fault.KindOf(err) != fault.NotFound {
-		t.Errorf("a voided invitation still works: %v", err)
+	for _, l := range links {
+		if _, err := e.svc.Register(ctx, l, Registration{Name: "Max", Password: pw, Confirm: pw, Passcode: "right-passcode"}, "10.0.0.1", "test"); fault.KindOf(err) != fault.NotFound {
+			t.Errorf("a voided invitation still works through a link: %v", err)
+		}
 	}
 	if !e.hasAction(t, "registration.void") {
 		t.Error("no registration.void in the audit trail")
@@ -465,18 +482,8 @@ func TestInvitationLevels(t *testing.T) {
 
 func TestInviteRulesAndQuota(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	e.set(t, "security.admin_requires_totp", "false", "registration.level", "1")
+	e, pro := registeredPro(t)
 	ctx := context.Background()
-	const pw = "a long and private passphrase"
-	if _, err := e.svc.Invite(ctx, e.admin.ID, Invite{Email: "pro@clinic.test", Role: RoleProfessional}); err != nil {
-		t.Fatal(err)
-	}
-	reg, err := e.svc.Register(ctx, tokenOf(t, e.mail.last(t, "invitation", "pro@clinic.test").Link), Registration{Name: "Pro", Password: pw, Confirm: pw}, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pro := reg.SignIn.User
 
 	if _, err := e.svc.Invite(ctx, pro.ID, Invite{Email: "other@clinic.test", Role: RoleProfessional}); fault.KindOf(err) != fault.Permission {
 		t.Errorf("a professional invites staff: %v", err)
@@ -759,4 +766,59 @@ func TestSecondFactorRequiredLater(t *testing.T) {
 	if _, err := e.svc.SignIn(ctx, "admin@clinic.test", adminPassword, "10.0.0.1", "test"); err != ErrSignIn {
 		t.Errorf("wrong current passwords do not lock the account: %v", err)
 	}
+}
+
+// TestConcurrentInvitesKeepQuota: many invitations by one professional at
+// once (the web form and the gateway's implied invitations both come here)
+// never go past the group's quota.
+func TestConcurrentInvitesKeepQuota(t *testing.T) {
+	t.Parallel()
+	e, pro := registeredPro(t)
+	ctx := context.Background()
+	g, _ := e.svc.Group(GroupProfessional)
+	g.InviteQuota = 3
+	if _, err := e.svc.SaveGroup(ctx, ActorOf(e.admin.ID), g); err != nil {
+		t.Fatal(err)
+	}
+	const n = 12
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, err := e.svc.Invite(ctx, pro.ID, Invite{Email: fmt.Sprintf("c%d@outside.test", i), Role: RoleGuest})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	ok := 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case fault.KindOf(err) != fault.TooLarge:
+			t.Errorf("an invitation failed otherwise than on the quota: %v", err)
+		}
+	}
+	if ok != 3 {
+		t.Errorf("%d of %d concurrent invitations went through; the quota is 3", ok, n)
+	}
+}
+
+// registeredPro is an appliance at registration level 1 with a registered
+// professional user, pro@clinic.test.
+func registeredPro(t *testing.T) (*env, User) {
+	t.Helper()
+	e := newEnv(t)
+	e.set(t, "security.admin_requires_totp", "false", "registration.level", "1")
+	ctx := context.Background()
+	const pw = "a long and private passphrase"
+	if _, err := e.svc.Invite(ctx, e.admin.ID, Invite{Email: "pro@clinic.test", Role: RoleProfessional}); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := e.svc.Register(ctx, tokenOf(t, e.mail.last(t, "invitation", "pro@clinic.test").Link), Registration{Name: "Pro", Password: pw, Confirm: pw}, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, reg.SignIn.User
 }

@@ -131,7 +131,7 @@ func (d *directory) addUsage(id string, u Usage) {
 func (e *Summary) addUsage(u Usage) {
 	e.MessagesSent += u.Sent
 	e.MessagesReceived += u.Received
-	e.StorageBytes = max(0, e.StorageBytes+u.Bytes)
+	e.StorageBytes += u.Bytes
 }
 
 func (d *directory) invited(inviterID string) {
@@ -178,6 +178,7 @@ func (d *directory) query(q Query) Page {
 		if p.Total >= q.Offset && len(p.Users) < q.Limit {
 			c := *e
 			c.Roles = slices.Clone(e.Roles)
+			c.StorageBytes = max(0, c.StorageBytes) // the sum can dip below 0 only transiently
 			p.Users = append(p.Users, c)
 		}
 		p.Total++

@@ -256,6 +256,16 @@ func (s *Service) InviteTx(ctx context.Context, tx *store.Tx, inviterID string, 
 		if used >= g.InviteQuota {
 			return InviteResult{}, fault.E(fault.TooLarge, fmt.Sprintf("You have used your %d invitations for this %d-day period.", g.InviteQuota, g.QuotaPeriodDays), nil)
 		}
+		// The count reads keys, and Badger does not notice a key another
+		// transaction adds meanwhile; reading and rewriting one record per
+		// inviter makes two counted invitations of one inviter conflict,
+		// so the later one counts again.
+		if _, err := tx.Get(quotaKey(inviter.ID)); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return InviteResult{}, err
+		}
+		if err := tx.Put(quotaKey(inviter.ID), []byte(s.now().UTC().Format(time.RFC3339Nano))); err != nil {
+			return InviteResult{}, err
+		}
 	}
 	if existing, err := userByAddress(tx, addr); err == nil {
 		if existing.Status == StatusInvited {
@@ -300,7 +310,7 @@ func (s *Service) InviteTx(ctx context.Context, tx *store.Tx, inviterID string, 
 	if err := tx.Put(fmt.Appendf(nil, "%s%s/%020d/%s", invitePrefix, inviter.ID, s.now().UnixNano(), u.ID), nil); err != nil {
 		return InviteResult{}, err
 	}
-	link, err := s.sendInvitation(tx, set, u, inviter.DisplayName(), adm.level, passHash, in.Next, "", in.Quiet)
+	link, err := s.sendInvitation(tx, set, u, inviter.DisplayName(), adm.level, passHash, in.Next, in.Quiet)
 	if err != nil {
 		return InviteResult{}, err
 	}
@@ -318,6 +328,8 @@ func (s *Service) InviteTx(ctx context.Context, tx *store.Tx, inviterID string, 
 		"role": string(in.Role), "group": u.Group, "level": strconv.Itoa(adm.level)})
 }
 
+func quotaKey(inviterID string) []byte { return []byte(quotaPrefix + inviterID) }
+
 func normalizePasscode(p string) string { return strings.TrimSpace(p) }
 
 func (s *Service) invitesInPeriod(tx *store.Tx, uid string, days int) (int, error) {
@@ -333,26 +345,27 @@ func (s *Service) invitesInPeriod(tx *store.Tx, uid string, days int) (int, erro
 
 // sendInvitation issues an invitation link and mails it, unless quiet;
 // next is where the user lands after registering.
-// slot names the link among the user's live ones: empty for the
-// invitation itself, which a new one replaces, or the message a
-// notification's link leads to, so that every notification's link keeps
-// working until the user registers.
-func (s *Service) sendInvitation(tx *store.Tx, set settings.Settings, u User, inviterName string, level int, passHash, next, slot string, quiet bool) (string, error) {
+func (s *Service) sendInvitation(tx *store.Tx, set settings.Settings, u User, inviterName string, level int, passHash, next string, quiet bool) (string, error) {
 	life := time.Duration(set.Security.InvitationDays) * 24 * time.Hour
 	secret, err := issueToken(tx, Token{Purpose: purposeInvite, UserID: u.ID, Created: s.now().UTC(),
-		Expires: s.now().Add(life).UTC(), Level: level, PasscodeHash: passHash, InviterName: inviterName, Slot: slot})
+		Expires: s.now().Add(life).UTC(), Level: level, PasscodeHash: passHash, InviterName: inviterName})
 	if err != nil {
 		return "", err
 	}
-	link := s.baseURL() + "/register?token=" + secret
-	if next != "" {
-		link += "&next=" + url.QueryEscape(next)
-	}
+	link := s.registerLink(secret, next)
 	if quiet {
 		return link, nil
 	}
 	return link, s.notify(tx, Notice{Kind: "invitation", To: u.Email, ToName: u.Name, SenderName: inviterName,
 		Link: link, ValidFor: validFor(life)})
+}
+
+func (s *Service) registerLink(secret, next string) string {
+	link := s.baseURL() + "/register?token=" + secret
+	if next != "" {
+		link += "&next=" + url.QueryEscape(next)
+	}
+	return link
 }
 
 func (s *Service) notify(tx *store.Tx, n Notice) error {
@@ -382,10 +395,7 @@ func (s *Service) ResendInvitation(ctx context.Context, actorID, userID string) 
 		if !actor.Has(RoleAdmin) && u.InvitedBy != actorID {
 			return fault.E(fault.NotFound, "no such user", nil)
 		}
-		if _, err := s.reissueInvitation(tx, u, actor, "", "", false); err != nil {
-			return err
-		}
-		if err := voidSlottedTokens(tx, u.ID, purposeInvite); err != nil {
+		if _, err := s.reissueInvitation(tx, u, actor, "", false); err != nil {
 			return err
 		}
 		return s.audit(tx, ActorOf(actorID), "user.invite_resend", "user/"+u.ID, nil)
@@ -394,7 +404,10 @@ func (s *Service) ResendInvitation(ctx context.Context, actorID, userID string) 
 
 // InvitationLinkTx issues a registration link for a user who has not
 // registered yet, without mailing it: a secure message to them carries it,
-// and next is the message. Links of earlier messages keep working.
+// and next is the message. The link is another name for the user's
+// invitation (see aliasToken), so the links of earlier messages keep
+// working, and all of them end with the invitation: at registration,
+// expiry, too many wrong passcodes, or a resend.
 func (s *Service) InvitationLinkTx(tx *store.Tx, userID, senderID, next string) (string, error) {
 	u, err := getUser(tx, userID)
 	if err != nil {
@@ -407,12 +420,22 @@ func (s *Service) InvitationLinkTx(tx *store.Tx, userID, senderID, next string) 
 	if err != nil {
 		return "", err
 	}
-	return s.reissueInvitation(tx, u, sender, next, next, true)
+	if ref, err := tx.Get(userTokenKey(u.ID, purposeInvite, "")); err == nil {
+		main, err := store.GetJSON[Token](tx, tokenKey(purposeInvite, string(ref)))
+		if err == nil && s.now().Before(main.Expires) {
+			secret, err := aliasToken(tx, main, string(ref), s.now())
+			if err != nil {
+				return "", err
+			}
+			return s.registerLink(secret, next), nil
+		}
+	}
+	return s.reissueInvitation(tx, u, sender, next, true) // the invitation expired: a new one
 }
 
-// reissueInvitation issues a user's invitation link in slot (see
-// sendInvitation) again, keeping the invitation's level and passcode.
-func (s *Service) reissueInvitation(tx *store.Tx, u, actor User, next, slot string, quiet bool) (string, error) {
+// reissueInvitation replaces a user's invitation link, keeping its level
+// and passcode.
+func (s *Service) reissueInvitation(tx *store.Tx, u, actor User, next string, quiet bool) (string, error) {
 	set, err := settings.Load(tx)
 	if err != nil {
 		return "", err
@@ -439,7 +462,7 @@ func (s *Service) reissueInvitation(tx *store.Tx, u, actor User, next, slot stri
 			inviterName = inv.DisplayName()
 		}
 	}
-	return s.sendInvitation(tx, set, u, inviterName, level, passHash, next, slot, quiet)
+	return s.sendInvitation(tx, set, u, inviterName, level, passHash, next, quiet)
 }
 
 // Invitation is what the registration page shows of a pending invitation.
@@ -477,6 +500,13 @@ func (s *Service) liveInvitation(tx *store.Tx, secret string) (Token, string, Us
 	t, h, err := lookupToken(tx, purposeInvite, secret, s.now(), "invitation")
 	if err != nil {
 		return t, h, User{}, err
+	}
+	if t.Alias != "" { // a message's link: everything happens on the invitation
+		mt, err := store.GetJSON[Token](tx, tokenKey(purposeInvite, t.Alias))
+		if err != nil || !s.now().Before(mt.Expires) || mt.UserID != t.UserID {
+			return t, h, User{}, errLink("invitation")
+		}
+		t, h = mt, t.Alias
 	}
 	u, err := getUser(tx, t.UserID)
 	if err != nil || u.Status != StatusInvited {
@@ -739,7 +769,7 @@ func (s *Service) SelfRegister(ctx context.Context, email, ip string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := s.sendInvitation(tx, set, u, "", level, "", "", "", false); err != nil {
+		if _, err := s.sendInvitation(tx, set, u, "", level, "", "", false); err != nil {
 			return err
 		}
 		return s.audit(tx, "anonymous", "registration.self", "user/"+u.ID, map[string]string{"remote_ip": ip})

@@ -25,10 +25,10 @@ type Token struct {
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires"`
 	Address string    `json:"address,omitempty"` // alias being confirmed
-	// Slot keeps this link apart from the user's others of the purpose (an
-	// invitation link per message); empty: the one link, which a new one
-	// replaces.
-	Slot string `json:"slot,omitempty"`
+	// Alias, when set, makes this token another name for the token with
+	// that hash (a message's link to an invitation): it carries nothing
+	// else, and lives only as long as that token does.
+	Alias string `json:"alias,omitempty"`
 
 	// Registration in progress (invitations).
 	Level        int       `json:"level,omitempty"`
@@ -56,9 +56,6 @@ func userTokenKey(uid, purpose, extra string) []byte {
 // token of the same user, purpose and address (or slot) is voided.
 func issueToken(tx *store.Tx, t Token) (string, error) {
 	ref := userTokenKey(t.UserID, t.Purpose, t.Address)
-	if t.Slot != "" {
-		ref = userTokenKey(t.UserID, t.Purpose, slotPrefix+t.Slot)
-	}
 	if old, err := tx.Get(ref); err == nil {
 		if err := tx.Delete(tokenKey(t.Purpose, string(old))); err != nil {
 			return "", err
@@ -74,25 +71,13 @@ func issueToken(tx *store.Tx, t Token) (string, error) {
 	return secret, tx.Put(ref, []byte(h))
 }
 
-// slotPrefix keeps slotted links' references apart from addresses.
-const slotPrefix = "slot:"
-
-// voidSlottedTokens voids every slotted token of a user and purpose.
-func voidSlottedTokens(tx *store.Tx, uid, purpose string) error {
-	var refs, tokens [][]byte
-	err := tx.Scan(userTokenKey(uid, purpose, slotPrefix), func(key, value []byte) error {
-		refs, tokens = append(refs, key), append(tokens, tokenKey(purpose, string(value)))
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, k := range append(refs, tokens...) {
-		if err := tx.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
+// aliasToken stores a new link that stands for main (whose hash is
+// mainHash) and returns its secret. Aliases have no pointer from the user:
+// voiding or using main ends them, since they resolve through it.
+func aliasToken(tx *store.Tx, main Token, mainHash string, now time.Time) (string, error) {
+	secret := rand.Text() + rand.Text()
+	alias := Token{Purpose: main.Purpose, UserID: main.UserID, Created: now.UTC(), Expires: main.Expires, Alias: mainHash}
+	return secret, store.PutJSON(tx, tokenKey(main.Purpose, hashToken(secret)), alias)
 }
 
 // errLink is the answer to a link that is unknown, used or expired: one

@@ -231,3 +231,41 @@ func TestAppendersOverlap(t *testing.T) {
 		return nil
 	})
 }
+
+// TestAuditedWorkAfterCommit: a callback that runs once an audited
+// transaction committed may itself run an audited transaction (the chain's
+// turn ends before the other callbacks run).
+func TestAuditedWorkAfterCommit(t *testing.T) {
+	t.Parallel()
+	st, trail := setup(t)
+	ctx := context.Background()
+	done := make(chan error, 1)
+	go func() {
+		done <- st.Update(ctx, func(tx *store.Tx) error {
+			tx.OnDone(func(committed bool) {
+				if committed {
+					if err := st.Update(ctx, func(tx *store.Tx) error {
+						return trail.Append(tx, Event{Actor: "system", Action: "after"})
+					}); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+			return trail.Append(tx, Event{Actor: "cli", Action: "first"})
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("an audited update inside a commit callback waited for the chain forever")
+	}
+	st.View(func(tx *store.Tx) error {
+		if n, err := trail.Verify(tx); err != nil || n != 2 {
+			t.Errorf("Verify = %d, %v", n, err)
+		}
+		return nil
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 )
@@ -37,8 +38,11 @@ func NewCounter[T any](base, delta string, add func(sum *T, d T)) *Counter[T] {
 func (c *Counter[T]) baseKey(id string) []byte     { return []byte(c.base + id) }
 func (c *Counter[T]) deltaPrefix(id string) []byte { return []byte(c.delta + id + "/") }
 
-// Add records d for id inside tx.
+// Add records d for id inside tx; id must not contain "/".
 func (c *Counter[T]) Add(tx *Tx, id string, d T) error {
+	if id == "" || strings.Contains(id, "/") {
+		return fmt.Errorf("counter: id %q is empty or contains /", id)
+	}
 	key := fmt.Appendf(c.deltaPrefix(id), "%016x%08x", time.Now().UnixNano(), rand.Uint32())
 	if err := PutJSON(tx, key, d); err != nil {
 		return err
@@ -138,8 +142,12 @@ func cutLast(s string) (before, after string, ok bool) {
 	return s, "", false
 }
 
-// foldBatch bounds how many ids one folding transaction takes.
-const foldBatch = 100
+// foldBatch bounds how many ids one folding transaction takes, foldMax
+// how many deltas of one id.
+const (
+	foldBatch = 100
+	foldMax   = 1000
+)
 
 // Fold merges the deltas of ids into their bases, foldBatch ids per
 // transaction.
@@ -164,7 +172,9 @@ func (c *Counter[T]) Fold(ctx context.Context, st *Store, ids []string) error {
 		}
 		c.mu.Lock()
 		for id, n := range folded {
-			if c.dirty[id] -= n; c.dirty[id] <= 0 {
+			// Nothing left to fold (n == 0) also clears a count that a
+			// delta folded before its commit was counted left behind.
+			if c.dirty[id] -= n; n == 0 || c.dirty[id] <= 0 {
 				delete(c.dirty, id)
 			}
 		}
@@ -187,6 +197,9 @@ func (c *Counter[T]) foldTx(tx *Tx, id string) (int, error) {
 		}
 		c.add(&sum, d)
 		deltas = append(deltas, key)
+		if len(deltas) == foldMax {
+			return ErrStop // the rest in a later fold: partial folds add up too
+		}
 		return nil
 	})
 	if err != nil || len(deltas) == 0 {

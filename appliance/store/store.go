@@ -275,6 +275,7 @@ func (s *Store) attempt(fn func(tx *Tx) error) (err error) {
 		txn.Discard()
 		return errFn{err}
 	}
+	tx.committing = true
 	for _, f := range tx.before {
 		if err := f(); err != nil {
 			txn.Discard()

@@ -22,13 +22,15 @@ var sysPrefix = []byte("\x00sys/")
 // Tx is a transaction. It is valid only inside the function given to View or
 // Update.
 type Tx struct {
-	txn      *badger.Txn
-	keys     Keys
-	writable bool
-	st       *Store
-	done     []func(committed bool)
-	before   []func() error
-	memo     map[string]any
+	txn        *badger.Txn
+	keys       Keys
+	writable   bool
+	st         *Store
+	done       []func(committed bool)
+	before     []func() error
+	committing bool // BeforeCommit hooks are running
+	turnDone   []func(committed bool)
+	memo       map[string]any
 }
 
 // Memo returns what fn computed under key earlier in this transaction, or
@@ -62,8 +64,16 @@ func (tx *Tx) Store() *Store { return tx.st }
 // OnDone registers f to run once the transaction has committed (true) or
 // was given up (false: fn failed or panicked, or the commit did not go
 // through, including a conflict before fn runs again). It runs right after
-// the commit, before Update waits for the fsync, in registration order.
-func (tx *Tx) OnDone(f func(committed bool)) { tx.done = append(tx.done, f) }
+// the commit, before Update waits for the fsync, in registration order,
+// except that those a BeforeCommit hook registers run first (they end the
+// commit's turn, which the others must not wait inside).
+func (tx *Tx) OnDone(f func(committed bool)) {
+	if tx.committing {
+		tx.turnDone = append(tx.turnDone, f)
+		return
+	}
+	tx.done = append(tx.done, f)
+}
 
 // BeforeCommit registers f to run after the transaction's function has
 // returned without error, just before the commit, in registration order;
@@ -73,8 +83,8 @@ func (tx *Tx) OnDone(f func(committed bool)) { tx.done = append(tx.done, f) }
 func (tx *Tx) BeforeCommit(f func() error) { tx.before = append(tx.before, f) }
 
 func (tx *Tx) finish(committed bool) {
-	done := tx.done
-	tx.done = nil
+	done := append(tx.turnDone, tx.done...)
+	tx.done, tx.turnDone = nil, nil
 	for _, f := range done {
 		f(committed)
 	}
