@@ -146,3 +146,39 @@ func TestCounterFoldAndRun(t *testing.T) {
 		t.Errorf("Each gave %v, want %v", got, want)
 	}
 }
+
+// TestCounterBounds: an id with "/" is refused (it would read another
+// id's deltas), and a fold merges at most foldMax deltas of an id at a
+// time, the rest in the next, with the sum right throughout.
+func TestCounterBounds(t *testing.T) {
+	t.Parallel()
+	s := newEnv(t).open(t)
+	c := newCounter()
+	ctx := context.Background()
+	if err := s.Update(ctx, func(tx *Tx) error { return c.Add(tx, "a/b", 1) }); err == nil {
+		t.Error("an id with / was accepted")
+	}
+	if err := s.Update(ctx, func(tx *Tx) error {
+		for range foldMax + 5 {
+			if err := c.Add(tx, "ann", 1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for want := foldMax + 5; want > 0; want = max(0, want-foldMax) {
+		if v := counterValue(t, s, c, "ann"); v != foldMax+5 {
+			t.Fatalf("sum %d with deltas left, want %d", v, foldMax+5)
+		}
+		if err := c.Fold(ctx, s, []string{"ann"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	s.View(func(tx *Tx) error { return tx.iterateKeys(c.deltaPrefix("ann"), func([]byte) { n++ }) })
+	if v := counterValue(t, s, c, "ann"); v != foldMax+5 || n != 0 {
+		t.Errorf("after two folds: sum %d, %d deltas left; want %d and 0", v, n, foldMax+5)
+	}
+}
