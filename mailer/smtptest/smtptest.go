@@ -12,10 +12,13 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -63,6 +66,21 @@ type Server struct {
 	received chan struct{}             // signalled (never blocking) when a message arrives
 	accepted int                       // connections accepted
 	open     map[*trackedConn]struct{} // and not yet closed
+}
+
+// quietLog is go-smtp's error log without the noise of clients that hang
+// up abruptly (an appliance killed by a test while it keeps a connection
+// open for reuse); anything else goes to standard error.
+type quietLog struct{}
+
+func (quietLog) Printf(format string, v ...any) { quietLog{}.Println(fmt.Sprintf(format, v...)) }
+
+func (quietLog) Println(v ...any) {
+	line := fmt.Sprintln(v...)
+	if strings.Contains(line, "connection reset by peer") || strings.Contains(line, "broken pipe") {
+		return
+	}
+	fmt.Fprint(os.Stderr, "smtp/server "+line)
 }
 
 // trackedConn is an accepted connection the server counts and can drop.
@@ -131,6 +149,7 @@ func Start(t testing.TB, opts Options) *Server {
 	s := &Server{RootCAs: pool, CertDER: cert.Certificate[0], received: make(chan struct{}, 1), open: map[*trackedConn]struct{}{}}
 	srv := smtp.NewServer(&backend{s: s, opts: opts})
 	srv.Domain = "relay.test"
+	srv.ErrorLog = quietLog{}
 	srv.ReadTimeout, srv.WriteTimeout = 30*time.Second, 30*time.Second
 	srv.MaxMessageBytes = 64 << 20
 	srv.MaxRecipients = 1000
