@@ -35,6 +35,12 @@ func NewCounter[T any](base, delta string, add func(sum *T, d T)) *Counter[T] {
 	return &Counter[T]{base: base, delta: delta, add: add, dirty: map[string]int{}, hot: make(chan struct{}, 1)}
 }
 
+// idOf is the id a delta key belongs to (ids hold no "/").
+func (c *Counter[T]) idOf(key []byte) (string, bool) {
+	id, _, ok := strings.Cut(string(key[len(c.delta):]), "/")
+	return id, ok
+}
+
 func (c *Counter[T]) baseKey(id string) []byte     { return []byte(c.base + id) }
 func (c *Counter[T]) deltaPrefix(id string) []byte { return []byte(c.delta + id + "/") }
 
@@ -70,19 +76,30 @@ func (c *Counter[T]) mark(id string) {
 
 // Get is id's base plus its deltas, as tx sees them.
 func (c *Counter[T]) Get(tx *Tx, id string) (T, error) {
+	sum, _, err := c.sum(tx, id, 0)
+	return sum, err
+}
+
+// sum is id's base plus up to limit of its deltas (0: all), with the keys
+// of the deltas it added.
+func (c *Counter[T]) sum(tx *Tx, id string, limit int) (T, [][]byte, error) {
+	var keys [][]byte
 	sum, err := GetJSON[T](tx, c.baseKey(id))
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		return sum, err
+		return sum, nil, err
 	}
-	err = tx.Scan(c.deltaPrefix(id), func(_, value []byte) error {
+	err = tx.Scan(c.deltaPrefix(id), func(key, value []byte) error {
 		var d T
 		if err := json.Unmarshal(value, &d); err != nil {
 			return fmt.Errorf("counter delta: %w", err)
 		}
 		c.add(&sum, d)
+		if keys = append(keys, key); len(keys) == limit {
+			return ErrStop
+		}
 		return nil
 	})
-	return sum, err
+	return sum, keys, err
 }
 
 // Each calls fn with every id that has a base or deltas, and its sum: a
@@ -111,7 +128,7 @@ func (c *Counter[T]) Each(tx *Tx, fn func(id string, sum T) error) error {
 		return err
 	}
 	err = tx.Scan([]byte(c.delta), func(key, value []byte) error {
-		id, _, ok := cutLast(string(key[len(c.delta):]))
+		id, ok := c.idOf(key)
 		if !ok {
 			return nil
 		}
@@ -131,15 +148,6 @@ func (c *Counter[T]) Each(tx *Tx, fn func(id string, sum T) error) error {
 		}
 	}
 	return nil
-}
-
-func cutLast(s string) (before, after string, ok bool) {
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == '/' {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
 }
 
 // foldBatch bounds how many ids one folding transaction takes, foldMax
@@ -183,25 +191,10 @@ func (c *Counter[T]) Fold(ctx context.Context, st *Store, ids []string) error {
 	return nil
 }
 
-// foldTx folds id in tx and says how many deltas it merged.
+// foldTx folds id in tx and says how many deltas it merged: at most
+// foldMax, the rest in a later fold (partial folds add up too).
 func (c *Counter[T]) foldTx(tx *Tx, id string) (int, error) {
-	var deltas [][]byte
-	sum, err := GetJSON[T](tx, c.baseKey(id))
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return 0, err
-	}
-	err = tx.Scan(c.deltaPrefix(id), func(key, value []byte) error {
-		var d T
-		if err := json.Unmarshal(value, &d); err != nil {
-			return fmt.Errorf("counter delta: %w", err)
-		}
-		c.add(&sum, d)
-		deltas = append(deltas, key)
-		if len(deltas) == foldMax {
-			return ErrStop // the rest in a later fold: partial folds add up too
-		}
-		return nil
-	})
+	sum, deltas, err := c.sum(tx, id, foldMax)
 	if err != nil || len(deltas) == 0 {
 		return 0, err
 	}
@@ -224,7 +217,7 @@ func (c *Counter[T]) Run(ctx context.Context, st *Store, interval time.Duration,
 	err := st.View(func(tx *Tx) error {
 		seen := map[string]bool{}
 		return tx.iterateKeys([]byte(c.delta), func(key []byte) {
-			if id, _, ok := cutLast(string(key[len(c.delta):])); ok && !seen[id] {
+			if id, ok := c.idOf(key); ok && !seen[id] {
 				seen[id] = true
 				left = append(left, id)
 			}
