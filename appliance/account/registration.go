@@ -420,17 +420,24 @@ func (s *Service) InvitationLinkTx(tx *store.Tx, userID, senderID, next string) 
 	if err != nil {
 		return "", err
 	}
-	if ref, err := tx.Get(userTokenKey(u.ID, purposeInvite, "")); err == nil {
-		main, err := store.GetJSON[Token](tx, tokenKey(purposeInvite, string(ref)))
-		if err == nil && s.now().Before(main.Expires) {
-			secret, err := aliasToken(tx, main, string(ref), s.now())
-			if err != nil {
-				return "", err
-			}
-			return s.registerLink(secret, next), nil
+	if main, h, ok := invitationOf(tx, u.ID); ok && s.now().Before(main.Expires) {
+		secret, err := aliasToken(tx, main, h, s.now())
+		if err != nil {
+			return "", err
 		}
+		return s.registerLink(secret, next), nil
 	}
 	return s.reissueInvitation(tx, u, sender, next, true) // the invitation expired: a new one
+}
+
+// invitationOf is the user's invitation token and its hash, if any.
+func invitationOf(tx *store.Tx, uid string) (Token, string, bool) {
+	ref, err := tx.Get(userTokenKey(uid, purposeInvite, ""))
+	if err != nil {
+		return Token{}, "", false
+	}
+	t, err := store.GetJSON[Token](tx, tokenKey(purposeInvite, string(ref)))
+	return t, string(ref), err == nil
 }
 
 // reissueInvitation replaces a user's invitation link, keeping its level
@@ -441,10 +448,8 @@ func (s *Service) reissueInvitation(tx *store.Tx, u, actor User, next string, qu
 		return "", err
 	}
 	level, passHash := 0, ""
-	if old, err := tx.Get(userTokenKey(u.ID, purposeInvite, "")); err == nil {
-		if t, err := store.GetJSON[Token](tx, tokenKey(purposeInvite, string(old))); err == nil {
-			level, passHash = t.Level, t.PasscodeHash
-		}
+	if t, _, ok := invitationOf(tx, u.ID); ok {
+		level, passHash = t.Level, t.PasscodeHash
 	}
 	if level == 0 {
 		fs, err := loadFilters(tx)

@@ -63,21 +63,26 @@ func issueToken(tx *store.Tx, t Token) (string, error) {
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return "", err
 	}
-	secret := rand.Text() + rand.Text()
-	h := hashToken(secret)
-	if err := store.PutJSON(tx, tokenKey(t.Purpose, h), t); err != nil {
+	secret, h, err := putToken(tx, t)
+	if err != nil {
 		return "", err
 	}
 	return secret, tx.Put(ref, []byte(h))
+}
+
+// putToken stores t under a new secret and returns it with its hash.
+func putToken(tx *store.Tx, t Token) (secret, hash string, err error) {
+	secret = rand.Text() + rand.Text()
+	hash = hashToken(secret)
+	return secret, hash, store.PutJSON(tx, tokenKey(t.Purpose, hash), t)
 }
 
 // aliasToken stores a new link that stands for main (whose hash is
 // mainHash) and returns its secret. Aliases have no pointer from the user:
 // voiding or using main ends them, since they resolve through it.
 func aliasToken(tx *store.Tx, main Token, mainHash string, now time.Time) (string, error) {
-	secret := rand.Text() + rand.Text()
-	alias := Token{Purpose: main.Purpose, UserID: main.UserID, Created: now.UTC(), Expires: main.Expires, Alias: mainHash}
-	return secret, store.PutJSON(tx, tokenKey(main.Purpose, hashToken(secret)), alias)
+	secret, _, err := putToken(tx, Token{Purpose: main.Purpose, UserID: main.UserID, Created: now.UTC(), Expires: main.Expires, Alias: mainHash})
+	return secret, err
 }
 
 // errLink is the answer to a link that is unknown, used or expired: one
