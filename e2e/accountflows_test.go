@@ -88,10 +88,7 @@ func newAppliance(t *testing.T) appliance {
 func newApplianceWith(t *testing.T, bin string, env ...string) appliance {
 	t.Helper()
 	relay := smtptest.Start(t, smtptest.Options{})
-	l := newLayout(t)
-	if _, errOut, code := runCLI(t, l.env(), "setup", "--config", "/dev/null", "--answers", writeAnswers(t, relay)); code != 0 {
-		t.Fatalf("setup: %s", errOut)
-	}
+	l := setUp(t, relay)
 	in := startBinary(t, bin, l, env...)
 	return appliance{l: l, relay: relay, base: "https://" + in.https, in: in}
 }
@@ -99,9 +96,7 @@ func newApplianceWith(t *testing.T, bin string, env ...string) appliance {
 // setLevel changes the registration level on the running server.
 func (a appliance) setLevel(t *testing.T, level string) {
 	t.Helper()
-	if out, errOut, code := runCLI(t, a.l.env(), "settings", "set", "--config", "/dev/null", "registration.level", level); code != 0 {
-		t.Fatalf("settings set registration.level %s: exit %d\n%s%s", level, code, out, errOut)
-	}
+	setSettings(t, a.l, "registration.level", level)
 }
 
 // signInAdmin signs the administrator in, who must set up a second factor

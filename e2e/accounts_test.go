@@ -56,6 +56,29 @@ relay_networks = ["10.0.0.0/8"]
 	return path
 }
 
+// setUp is a new layout set up from answers that name relay (the server
+// not started), with the settings given as key, value pairs.
+func setUp(t *testing.T, relay *smtptest.Server, settings ...string) layout {
+	t.Helper()
+	l := newLayout(t)
+	if _, errOut, code := runCLI(t, l.env(), "setup", "--config", "/dev/null", "--answers", writeAnswers(t, relay)); code != 0 {
+		t.Fatalf("setup: %s", errOut)
+	}
+	setSettings(t, l, settings...)
+	return l
+}
+
+// setSettings runs `sealpost settings set` for each key, value pair; a
+// running server takes them at once.
+func setSettings(t *testing.T, l layout, kv ...string) {
+	t.Helper()
+	for i := 0; i+1 < len(kv); i += 2 {
+		if out, errOut, code := runCLI(t, l.env(), "settings", "set", "--config", "/dev/null", kv[i], kv[i+1]); code != 0 {
+			t.Fatalf("settings set %s %s: exit %d\n%s%s", kv[i], kv[i+1], code, out, errOut)
+		}
+	}
+}
+
 // TestSetupAnswers runs `sealpost setup --answers` on a fresh data
 // directory: a bad file is refused with every problem and nothing saved; a
 // good one finishes setup, and the server then starts without a setup link.
@@ -154,10 +177,7 @@ func decodeQP(data []byte) string {
 func TestBrowserAccounts(t *testing.T) {
 	t.Parallel()
 	relay := smtptest.Start(t, smtptest.Options{})
-	l := newLayout(t)
-	if _, errOut, code := runCLI(t, l.env(), "setup", "--config", "/dev/null", "--answers", writeAnswers(t, relay)); code != 0 {
-		t.Fatalf("setup: %s", errOut)
-	}
+	l := setUp(t, relay)
 	in := start(t, l)
 	base := "https://" + in.https
 	ctx := browser(t)

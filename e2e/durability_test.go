@@ -44,13 +44,7 @@ func submit(addr, from, to, subject string) error {
 func TestGatewaySIGKILL(t *testing.T) {
 	t.Parallel()
 	relay := smtptest.Start(t, smtptest.Options{})
-	l := newLayout(t)
-	if _, errOut, code := runCLI(t, l.env(), "setup", "--config", "/dev/null", "--answers", writeAnswers(t, relay)); code != 0 {
-		t.Fatalf("setup: %s", errOut)
-	}
-	if _, errOut, code := runCLI(t, l.env(), "settings", "set", "--config", "/dev/null", "inbound.relay_networks", "127.0.0.0/8"); code != 0 {
-		t.Fatalf("settings set: %s", errOut)
-	}
+	l := setUp(t, relay, "inbound.relay_networks", "127.0.0.0/8")
 	in := start(t, l)
 	const sender = "ada@clinic.example.test" // the first administrator is also a professional user
 	var mu sync.Mutex

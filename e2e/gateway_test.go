@@ -25,9 +25,7 @@ func gatewayAppliance(t *testing.T, f *flow) (a appliance, admin, pat context.Co
 	t.Helper()
 	a = newAppliance(t)
 	a.setLevel(t, "1")
-	if out, errOut, code := runCLI(t, a.l.env(), "settings", "set", "--config", "/dev/null", "inbound.relay_networks", "127.0.0.0/8"); code != 0 {
-		t.Fatalf("settings set inbound.relay_networks: %d %s%s", code, out, errOut)
-	}
+	setSettings(t, a.l, "inbound.relay_networks", "127.0.0.0/8")
 	if a.in.relay == "" {
 		t.Fatal("the appliance logged no smtp-relay listener")
 	}
@@ -214,13 +212,7 @@ func TestGatewayRefusals(t *testing.T) {
 
 	// A nearly full disk defers mail (452) before anything is written; with
 	// the check off, the same message goes through.
-	setMinFree := func(mb string) {
-		t.Helper()
-		if out, errOut, code := runCLI(t, a.l.env(), "settings", "set", "--config", "/dev/null", "inbound.min_free_mb", mb); code != 0 {
-			t.Fatalf("settings set inbound.min_free_mb %s: %d %s%s", mb, code, out, errOut)
-		}
-	}
-	setMinFree("10000000") // 10 TiB: more than this machine has free
+	setSettings(t, a.l, "inbound.min_free_mb", "10000000") // 10 TiB: more than this machine has free
 	before := a.relay.Count()
 	msg := fmt.Sprintf("From: %s\nTo: %s\nSubject: [secure] Disk space\n\nWaits for room.\n", patEmail, guestEmail)
 	if err := sendSMTP(t, a.in.relay, patEmail, []string{guestEmail}, msg); err == nil || !strings.HasPrefix(err.Error(), "452") || !strings.Contains(err.Error(), "4.3.1 Insufficient system storage") {
@@ -230,7 +222,7 @@ func TestGatewayRefusals(t *testing.T) {
 	if got := a.relay.Count(); got != before {
 		t.Errorf("%d notifications went out for refused mail", got-before)
 	}
-	setMinFree("0")
+	setSettings(t, a.l, "inbound.min_free_mb", "0")
 	if err := sendSMTP(t, a.in.relay, patEmail, []string{guestEmail}, msg); err != nil {
 		t.Errorf("with the check off: %v", err)
 	}
@@ -324,15 +316,7 @@ func rawSMTP(t *testing.T, addr string, script ...string) string {
 func TestGatewaySmugglingAndSize(t *testing.T) {
 	t.Parallel()
 	relay := smtptest.Start(t, smtptest.Options{})
-	l := newLayout(t)
-	if _, errOut, code := runCLI(t, l.env(), "setup", "--config", "/dev/null", "--answers", writeAnswers(t, relay)); code != 0 {
-		t.Fatalf("setup: %s", errOut)
-	}
-	for _, kv := range [][2]string{{"inbound.relay_networks", "127.0.0.0/8"}, {"inbound.max_message_mb", "1"}} {
-		if _, errOut, code := runCLI(t, l.env(), "settings", "set", "--config", "/dev/null", kv[0], kv[1]); code != 0 {
-			t.Fatalf("settings set %s: %s", kv[0], errOut)
-		}
-	}
+	l := setUp(t, relay, "inbound.relay_networks", "127.0.0.0/8", "inbound.max_message_mb", "1")
 	in := start(t, l)
 	const from, to = "ada@clinic.example.test", "victim@outside.example.test"
 	envelope := []string{"EHLO mx.clinic.example.test\r\n", "MAIL FROM:<" + from + ">\r\n", "RCPT TO:<" + to + ">\r\n", "DATA\r\n"}

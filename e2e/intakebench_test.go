@@ -44,19 +44,11 @@ func TestIntakeVersusPostfix(t *testing.T) {
 	postfixRate := source(fmt.Sprintf("127.0.0.1:%d", pf.port))
 
 	relay := smtptest.Start(t, smtptest.Options{})
-	l := newLayout(t)
-	if _, errOut, code := runCLI(t, l.env(), "setup", "--config", "/dev/null", "--answers", writeAnswers(t, relay)); code != 0 {
-		t.Fatalf("setup: %s", errOut)
-	}
-	for _, kv := range [][2]string{{"inbound.relay_networks", "127.0.0.0/8"}, {"inbound.max_connections_per_ip", "50"}} {
-		if _, errOut, code := runCLI(t, l.env(), "settings", "set", "--config", "/dev/null", kv[0], kv[1]); code != 0 {
-			t.Fatalf("settings set %s: %s", kv[0], errOut)
-		}
-	}
+	l := setUp(t, relay, "inbound.relay_networks", "127.0.0.0/8", "inbound.max_connections_per_ip", "50")
 	var sealpostRate float64
 	if dir := os.Getenv("SEALPOST_COMPARE_PROFILE"); dir != "" {
 		// A profiling build: CPU, mutex and block profiles of the run go to dir.
-		in := startBinary(t, profilingBinary(t), l, "SEALPOSTTEST_PPROF=127.0.0.1:6061")
+		in := startBinary(t, taggedBinary(t, "sealpost_pprof"), l, "SEALPOSTTEST_PPROF=127.0.0.1:6061")
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -75,19 +67,6 @@ func TestIntakeVersusPostfix(t *testing.T) {
 	if sealpostRate < postfixRate {
 		t.Errorf("the gateway took %.0f msgs/s, Postfix %.0f", sealpostRate, postfixRate)
 	}
-}
-
-// profilingBinary is sealpost built with the sealpost_pprof tag, which
-// serves pprof on the address in SEALPOSTTEST_PPROF.
-func profilingBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(filepath.Dir(binary), "sealpost-pprof")
-	build := exec.Command("go", "build", "-tags", "sealpost_pprof", "-o", bin, "..")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the profiling binary: %v\n%s", err, out)
-	}
-	return bin
 }
 
 func saveProfile(t *testing.T, url, path string) {

@@ -328,30 +328,32 @@ func TestBrowserMessages(t *testing.T) {
 	}
 }
 
-var (
-	clockBinaryOnce sync.Once
-	clockBinary     string
-	clockBinaryErr  error
-)
-
-// testClockBinary is sealpost built with the sealpost_testclock tag: its
-// clock runs ahead by the duration in the file SEALPOSTTEST_CLOCK_FILE
-// names. Release builds have no such hook.
-func testClockBinary(t *testing.T) string {
+// taggedBinary is sealpost built with a build tag that adds a test hook
+// (sealpost_testclock, sealpost_pprof), once per test run; release builds
+// have no such hooks.
+func taggedBinary(t *testing.T, tag string) string {
 	t.Helper()
-	clockBinaryOnce.Do(func() {
-		clockBinary = filepath.Join(filepath.Dir(binary), "sealpost-testclock")
-		build := exec.Command("go", "build", "-tags", "sealpost_testclock", "-ldflags", "-X main.version=e2e-test", "-o", clockBinary, "..")
+	v, _ := taggedBuilds.LoadOrStore(tag, sync.OnceValues(func() (string, error) {
+		bin := filepath.Join(filepath.Dir(binary), "sealpost-"+strings.TrimPrefix(tag, "sealpost_"))
+		build := exec.Command("go", "build", "-tags", tag, "-ldflags", "-X main.version=e2e-test", "-o", bin, "..")
 		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := build.CombinedOutput(); err != nil {
-			clockBinaryErr = fmt.Errorf("build the test-clock binary: %v\n%s", err, out)
+			return "", fmt.Errorf("build sealpost with -tags %s: %v\n%s", tag, err, out)
 		}
-	})
-	if clockBinaryErr != nil {
-		t.Fatal(clockBinaryErr)
+		return bin, nil
+	}))
+	bin, err := v.(func() (string, error))()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return clockBinary
+	return bin
 }
+
+var taggedBuilds sync.Map // tag → func() (string, error)
+
+// testClockBinary is sealpost with a clock that runs ahead by the
+// duration in the file SEALPOSTTEST_CLOCK_FILE names.
+func testClockBinary(t *testing.T) string { return taggedBinary(t, "sealpost_testclock") }
 
 // TestBrowserMessageExpiry moves the appliance's clock (a test build)
 // past a message's expiry date: the recipient, signing in again, finds
