@@ -66,7 +66,7 @@ type App struct {
 	// tlsSessions lets deliveries to the relay resume TLS sessions.
 	tlsSessions tls.ClientSessionCache
 	// relayConns keeps connections to the relay open between deliveries;
-	// relayCAs keeps the relay's CA file parsed (see relayRoots).
+	// relayCAs keeps the relay's CA file parsed while it is unchanged.
 	relayConns *mailer.ConnCache
 	relayCAs   caFileCache
 	// mtaSTS caches the MTA-STS policies of recipient domains for direct

@@ -136,7 +136,8 @@ var (
 // count) at MAIL FROM, unless local senders are provisioned. The null
 // sender is left to the recipients (bounces and the do-not-reply address).
 func (g *gateway) checkSender(ctx context.Context, e *smtpd.Envelope) error {
-	if err := g.roomFor(g.settings()); err != nil {
+	s := g.settings()
+	if err := g.roomFor(s); err != nil {
 		return err
 	}
 	if e.From == "" {
@@ -156,7 +157,7 @@ func (g *gateway) checkSender(ctx context.Context, e *smtpd.Envelope) error {
 		if e.Auth != nil {
 			return errNotYours
 		}
-		if s := g.settings(); s.Inbound.ProvisionLocal && localDomain(s, domainOf(e.From)) {
+		if s.Inbound.ProvisionLocal && localDomain(s, domainOf(e.From)) {
 			return nil
 		}
 		return errUnknownSender(e.From)

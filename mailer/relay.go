@@ -77,26 +77,22 @@ func classify(stage string, err error) error {
 // dropped and the next tried, so a stale connection costs no delivery),
 // and keeps the connection for the next message when all went well.
 func (r Relay) Send(ctx context.Context, from string, to []string, msg []byte) (string, error) {
-	key := r.cacheKey()
 	if r.Conns != nil && ctx.Err() == nil {
+		key := r.cacheKey()
 		for c := r.Conns.take(key); c != nil; c = r.Conns.take(key) {
 			stop := context.AfterFunc(ctx, func() { c.raw.SetDeadline(time.Now()) })
-			if err := c.c.Reset(); err != nil {
-				stop()
-				c.c.Close()
-				continue
+			if err := c.c.Reset(); err == nil {
+				reply, err, sentDot := send(c.c, from, to, msg)
+				// A reused connection the relay has given up on (closed, or
+				// 421 after its per-connection limit) before the message was
+				// handed over is dropped; the next one, or a new one, serves.
+				if err == nil || sentDot || !staleConnection(err) || ctx.Err() != nil {
+					r.release(c, stop, err)
+					return reply, err
+				}
 			}
-			reply, err, sentDot := send(c.c, from, to, msg)
-			if err != nil && !sentDot && staleConnection(err) && ctx.Err() == nil {
-				// A reused connection the relay has given up on (closed,
-				// or 421 after its per-connection limit) before the
-				// message was handed over: try the next, or a new one.
-				stop()
-				c.c.Close()
-				continue
-			}
-			r.release(key, c, stop, err)
-			return reply, err
+			stop()
+			c.c.Close()
 		}
 	}
 	c, err := r.dial(ctx)
@@ -105,7 +101,7 @@ func (r Relay) Send(ctx context.Context, from string, to []string, msg []byte) (
 	}
 	stop := context.AfterFunc(ctx, func() { c.raw.SetDeadline(time.Now()) })
 	reply, err := transact(c.c, r.helo(), r.auth(), from, to, msg)
-	r.release(key, c, stop, err)
+	r.release(c, stop, err)
 	return reply, err
 }
 
@@ -121,13 +117,13 @@ func staleConnection(err error) bool {
 
 // release ends a delivery on c: the connection goes back to the cache
 // when the delivery went through and the context did not interrupt it.
-func (r Relay) release(key string, c *cachedConn, stop func() bool, err error) {
+func (r Relay) release(c *cachedConn, stop func() bool, err error) {
 	interrupted := !stop()
 	switch {
 	case err != nil || interrupted:
 		c.c.Close()
 	case r.Conns != nil:
-		r.Conns.put(key, c)
+		r.Conns.put(r.cacheKey(), c)
 	default:
 		_ = c.c.Quit()
 		c.c.Close()
