@@ -179,9 +179,8 @@ const (
 // writes its store.
 type decoded struct {
 	mu      sync.Mutex
-	version uint64 // of the stamp record the copy was decoded under
-	valid   bool
-	s       Settings
+	version uint64    // of the stamp record the copy was decoded under
+	s       *Settings // the copy; nil until decoded
 
 	saves     atomic.Uint64 // committed saves
 	readSaves uint64        // saves when Read last decoded
@@ -211,8 +210,8 @@ func cached(tx *store.Tx) (Settings, error) {
 	}
 	d := decodedOf(tx.Store())
 	d.mu.Lock()
-	if d.valid && d.version == version {
-		s := d.s
+	if d.s != nil && d.version == version {
+		s := *d.s
 		d.mu.Unlock()
 		return s, nil
 	}
@@ -221,8 +220,9 @@ func cached(tx *store.Tx) (Settings, error) {
 	if err != nil {
 		return s, err
 	}
+	keep := s.clone()
 	d.mu.Lock()
-	d.version, d.valid, d.s = version, true, s.clone()
+	d.version, d.s = version, &keep
 	d.mu.Unlock()
 	return s, nil
 }
